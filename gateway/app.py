@@ -1,0 +1,148 @@
+"""WSGI composition: the channels, the published contract, and a liveness probe."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from gateway.channels.sync_call import SyncChannel
+from gateway.config import Settings
+from gateway.db import make_engine
+from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.sync_provider import SoapProviderCaller
+from gateway.errors import ErrorCode, GatewayError
+from gateway.security.passwords import SenderAuthenticator
+from gateway.soap.contracts import SERVICE_WSDL_BY_PATH, ContractDocuments
+from gateway.soap.sync_endpoint import SyncEndpoint
+from journals.logging_journal import LoggingJournal
+from registry.snapshot import RegistryCache
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+ACCEPTED_CONTENT_TYPES = ("text/xml", "application/xml")
+XML = "text/xml; charset=utf-8"
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than the configured limit."""
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """Read the request body, refusing more than ``limit`` bytes whether or not a length was declared."""
+    length_header = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length_header.isdigit():
+        length = int(length_header)
+        if length > limit:
+            raise BodyTooLarge(f"{length} bytes declared, {limit} accepted")
+        return stream.read(length) if length else b""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge(f"more than {limit} bytes sent, {limit} accepted")
+    return body
+
+
+@dataclass
+class GatewayApp:
+    """The configured application object: the one place that holds process-wide state."""
+
+    settings: Settings
+    engine: Engine
+    sync_endpoint: SyncEndpoint
+    contracts: ContractDocuments
+    soap_client: SoapClient
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        endpoint_path = path if path.endswith("/") else path + "/"
+        if endpoint_path in SERVICE_WSDL_BY_PATH:
+            if method == "POST":
+                return self._sync_post(environ, start_response)
+            if method == "GET" and environ.get("QUERY_STRING", "").lower().startswith("wsdl"):
+                body = self.contracts.document("wsdl", SERVICE_WSDL_BY_PATH[endpoint_path], self._base_url(environ), endpoint_path)
+                return _respond(start_response, 200, XML, body or b"")
+            return _respond(start_response, 405, "text/plain", b"POST a SOAP envelope, or GET ?wsdl\n")
+        parts = path.strip("/").split("/")
+        if method == "GET" and len(parts) == 2 and parts[0] in ("wsdl", "xsd"):
+            endpoint = "/bip-sync/" if parts[1] == SERVICE_WSDL_BY_PATH["/bip-sync/"] else None
+            body = self.contracts.document(parts[0], parts[1], self._base_url(environ), endpoint)
+            if body is not None:
+                return _respond(start_response, 200, XML, body)
+        if method == "GET" and path == "/health":
+            return self._health(start_response)
+        return _respond(start_response, 404, "text/plain", b"not found\n")
+
+    def _sync_post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        content_type = (environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+        if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
+            status, body = self.sync_endpoint.reject(
+                GatewayError(ErrorCode.MALFORMED_MESSAGE, f"Content-Type {content_type} is not accepted; use text/xml")
+            )
+            return _respond(start_response, status, XML, body)
+        try:
+            request_body = read_body(environ, self.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            status, body = self.sync_endpoint.reject(GatewayError(ErrorCode.BODY_TOO_LARGE, str(exc)))
+            return _respond(start_response, status, XML, body, close=True)
+        status, body = self.sync_endpoint.handle(request_body)
+        return _respond(start_response, status, XML, body)
+
+    def _base_url(self, environ: dict[str, Any]) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            status, report = 200, {"status": "ok", "database": "ok"}
+        except Exception as exc:
+            log.warning("health check: database unavailable: %s", exc.__class__.__name__)
+            status, report = 503, {"status": "unavailable", "database": "unavailable"}
+        return _respond(start_response, status, "application/json", json.dumps(report).encode())
+
+    def close(self) -> None:
+        self.soap_client.close()
+        self.engine.dispose()
+
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _respond(start_response: StartResponse, status: int, content_type: str, body: bytes, close: bool = False) -> list[bytes]:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    if close:
+        headers.append(("Connection", "close"))
+    start_response(f"{status} {_REASONS.get(status, '')}", headers)
+    return [body]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> GatewayApp:
+    """Build the application for ``settings`` (environment by default); the schema must already be migrated."""
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
+    soap_client = SoapClient(
+        pool_maxsize=settings.http_pool_maxsize,
+        connect_timeout=settings.provider_connect_timeout_seconds,
+        max_response_bytes=settings.max_provider_response_bytes,
+    )
+    channel = SyncChannel(
+        registry=RegistryCache(engine, settings.registry_refresh_seconds),
+        authenticator=SenderAuthenticator(settings.password_cache_seconds),
+        provider=SoapProviderCaller(soap_client),
+    )
+    return GatewayApp(
+        settings=settings,
+        engine=engine,
+        sync_endpoint=SyncEndpoint(channel, LoggingJournal(engine), settings.sync_timeout_seconds),
+        contracts=ContractDocuments(settings.contracts_dir),
+        soap_client=soap_client,
+    )

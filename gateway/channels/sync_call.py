@@ -1,0 +1,141 @@
+"""The synchronous channel's use case: authenticate, authorise, route, call the provider, journal."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gateway.errors import ErrorCode, GatewayError
+from gateway.security.passwords import SenderAuthenticator
+from gateway.soap.sync_messages import SyncRequest, SyncResponse
+from journals.logging_journal import JournalRecord
+from registry.snapshot import DeliveryPointView, RegistryCache, ServiceView
+
+SYNC_CALL_MODE = 1
+
+
+class ProviderCaller(Protocol):
+    """Delivers a sync request to a delivery point and returns the provider's answer."""
+
+    def call(self, point: DeliveryPointView, request: SyncRequest, session_id: str, deadline: float) -> SyncResponse: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SyncExchange:
+    """One exchange as the journal sees it, filled in as it goes."""
+
+    session_id: str
+    received_at: datetime = field(default_factory=_now)
+    started: float = field(default_factory=time.monotonic)
+    request: SyncRequest | None = None
+    recipient: str | None = None
+    forwarded_at: datetime | None = None
+    answered_at: datetime | None = None
+    response: SyncResponse | None = None
+    error: GatewayError | None = None
+
+    def journal_records(self, finished_at: datetime) -> list[JournalRecord]:
+        """The request row, and the response row when the provider answered (answer or fault)."""
+        request = self.request
+        duration = (time.monotonic() - self.started) * 1000
+        error_code = self.error.error.code if self.error else None
+        common = dict(
+            channel="SYNC",
+            service_id=request.service_id if request else None,
+            route_id=request.route_id if request else None,
+            session_id=self.session_id,
+            correlation_id=request.correlation_id if request else None,
+        )
+        if self.forwarded_at is None:
+            state = "REJECTED"
+        elif self.answered_at is None:
+            state = "NOT_DELIVERED"
+        else:
+            state = "DELIVERED"
+        records = [
+            JournalRecord(
+                message_id=request.message_id if request else None,
+                received_at=self.received_at,
+                sent_at=self.forwarded_at,
+                message_type="REQUEST",
+                sender=request.sender_id if request else None,
+                recipient=self.recipient,
+                state=state,
+                error_code=error_code,
+                duration_ms=duration,
+                **common,
+            )
+        ]
+        if self.answered_at is not None:
+            records.append(
+                JournalRecord(
+                    message_id=self.response.message_id if self.response else None,
+                    received_at=self.answered_at,
+                    sent_at=finished_at,
+                    message_type="RESPONSE",
+                    sender=self.recipient,
+                    recipient=request.sender_id if request else None,
+                    state="DELIVERED",
+                    error_code=error_code,
+                    duration_ms=duration,
+                    **common,
+                )
+            )
+        return records
+
+
+def resolve_delivery_point(service: ServiceView, route_id: str | None, points: dict[int, DeliveryPointView]) -> DeliveryPointView:
+    """``routeId`` picks a route; without one, the service's default delivery point."""
+    if route_id is not None:
+        point_id = service.routes.get(route_id)
+        if point_id is None:
+            raise GatewayError(ErrorCode.UNKNOWN_ROUTE, f"service {service.key} has no route {route_id!r}")
+    elif service.default_delivery_point_id is not None:
+        point_id = service.default_delivery_point_id
+    else:
+        raise GatewayError(ErrorCode.UNKNOWN_ROUTE, f"service {service.key} routes by routeId and none was given")
+    return points[point_id]
+
+
+class SyncChannel:
+    """``SendMessage`` on the synchronous channel, free of SOAP details."""
+
+    def __init__(self, registry: RegistryCache, authenticator: SenderAuthenticator, provider: ProviderCaller) -> None:
+        self._registry = registry
+        self._authenticator = authenticator
+        self._provider = provider
+
+    def send_message(self, request: SyncRequest, exchange: SyncExchange, deadline: float) -> SyncResponse:
+        """Check the sender and its rights, forward to the provider within ``deadline``, return the answer."""
+        exchange.request = request
+        snapshot = self._registry.current()
+        if not self._authenticator.authenticate(snapshot.senders.get(request.sender_id), request.password):
+            raise GatewayError(ErrorCode.BAD_CREDENTIALS)
+        service = snapshot.services.get(request.service_id)
+        if service is None:
+            raise GatewayError(ErrorCode.UNKNOWN_SERVICE, f"no service {request.service_id!r}")
+        exchange.recipient = service.owner_sender_id
+        if request.sender_id not in service.users:
+            raise GatewayError(ErrorCode.SENDER_NOT_ALLOWED, f"{request.sender_id} may not call {service.key}")
+        if not service.offers_sync():
+            raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
+        point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
+        if point.call_mode != SYNC_CALL_MODE:
+            raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is asynchronous")
+        if not point.enabled:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"delivery point {point.id} is switched off")
+        exchange.forwarded_at = _now()
+        try:
+            response = self._provider.call(point, request, exchange.session_id, deadline)
+        except GatewayError as exc:
+            if exc.error in (ErrorCode.PROVIDER_FAULT, ErrorCode.PROVIDER_RESPONSE_INVALID):
+                exchange.answered_at = _now()
+            raise
+        exchange.answered_at = _now()
+        exchange.response = response
+        return response

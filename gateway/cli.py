@@ -1,0 +1,171 @@
+"""The ``gateway`` command."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import urllib3
+
+from gateway.config import Settings
+from gateway.db import make_engine, migrate
+from gateway.urls import wsdl_addresses
+from registry.loader import RegistryFileError, load_registry_file, parse_registry
+
+SAMPLE_REGISTRY = Path(__file__).resolve().parents[1] / "registry" / "sample_registry.yaml"
+DEMO_PROVIDER_PORT = 8091
+
+
+@click.group()
+def main() -> None:
+    """E-government integration gateway."""
+
+
+@main.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the database schema."""
+    migrate(make_engine(Settings().database_url))
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.option("--host", help="address to listen on (GATEWAY_HOST)")
+@click.option("--port", type=int, help="port to listen on (GATEWAY_PORT)")
+@click.option("--workers", type=int, help="worker processes (GATEWAY_WORKERS)")
+@click.option("--threads", type=int, help="threads per worker (GATEWAY_THREADS)")
+def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+    """Run the gateway under gunicorn."""
+    settings = _settings(host=host, port=port, workers=workers, threads=threads)
+    migrate(make_engine(settings.database_url))
+    _run_server(settings)
+
+
+@main.command()
+@click.option("--port", type=int, help="gateway port (GATEWAY_PORT)")
+def demo(port: int | None) -> None:
+    """The embedded default: SQLite, the sample registry, the provider emulator and the gateway on localhost."""
+    settings = _settings(port=port)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    summary = load_registry_file(engine, SAMPLE_REGISTRY)
+    engine.dispose()
+    click.echo(f"sample registry loaded: {summary.services} services, {summary.information_systems} information systems")
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port", str(DEMO_PROVIDER_PORT)]
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{DEMO_PROVIDER_PORT}/", emulator)
+        click.echo(f"provider emulator on http://127.0.0.1:{DEMO_PROVIDER_PORT}/provider")
+        _run_server(settings)
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=10)
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run_server(settings: Settings) -> None:
+    from gateway.server import GatewayServer
+
+    def announce() -> None:
+        click.echo(f"gateway listening on {settings.host}:{settings.port} (database {_safe_url(settings.database_url)})")
+        for address in wsdl_addresses(settings):
+            click.echo(f"WSDL: {address}")
+
+    GatewayServer(settings, when_ready=announce).run()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    http = urllib3.PoolManager(retries=False)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"emulator exited with code {process.returncode}")
+        try:
+            http.request("GET", url, timeout=1.0)
+            return
+        except urllib3.exceptions.HTTPError:
+            time.sleep(0.1)
+    raise click.ClickException(f"emulator did not start on {url}")
+
+
+@main.group()
+def registry() -> None:
+    """The service registry."""
+
+
+@registry.command("load")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--check", is_flag=True, help="validate only; change nothing")
+def registry_load(file: Path, check: bool) -> None:
+    """Validate a YAML registry FILE and apply it (upsert by natural keys)."""
+    try:
+        if check:
+            parse_registry(file.read_text(encoding="utf-8"))
+            click.echo(f"{file}: valid")
+            return
+        engine = make_engine(Settings().database_url)
+        migrate(engine)
+        summary = load_registry_file(engine, file)
+    except RegistryFileError as exc:
+        click.echo(f"{file}: {len(exc.problems)} problem(s)", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"{file}: loaded {summary.organisations} organisations, {summary.delivery_points} delivery points, "
+        f"{summary.information_systems} information systems, {summary.services} services"
+    )
+
+
+@main.group()
+def emulators() -> None:
+    """Stand-ins for the systems behind the gateway."""
+
+
+@emulators.command("run")
+@click.argument("name", type=click.Choice(["sync-provider"]))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=DEMO_PROVIDER_PORT, show_default=True)
+@click.option("--delay-ms", type=int, default=0, help="answer this much later")
+@click.option("--fault", is_flag=True, help="answer every request with a SOAP fault")
+@click.option("--sign-data", is_flag=True, help="sign the business data of every answer")
+def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, sign_data: bool) -> None:
+    """Run emulator NAME in the foreground."""
+    from datetime import UTC, datetime
+
+    from gateway.emulators.data_signer import DataSigner
+    from gateway.emulators.http import serve_forever
+    from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
+    from gateway.errors import ErrorInfo
+
+    behaviour = ProviderBehaviour(
+        delay_seconds=delay_ms / 1000,
+        fault=ErrorInfo("PROVIDER_DOWN", "Emulated provider failure", datetime.now(UTC)) if fault else None,
+        sign_data=sign_data,
+    )
+    app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
+    signal.signal(signal.SIGTERM, _interrupt)
+    click.echo(f"{name} emulator on http://{host}:{port}/ (pid {os.getpid()})")
+    serve_forever(app, host, port)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    main()

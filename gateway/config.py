@@ -1,0 +1,38 @@
+"""The one place for settings: environment variables prefixed ``GATEWAY_``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Gateway settings; every field can be set as ``GATEWAY_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/gateway.db",
+        description="SQLAlchemy URL: a SQLite file for one machine, PostgreSQL for several processes or machines.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = Field(default=None, description="base URL clients use, if not the Host they sent")
+    workers: int = Field(default=2, ge=1, description="gunicorn worker processes")
+    threads: int = Field(default=16, ge=1, description="threads per worker; a slow provider holds one thread")
+    sync_timeout_seconds: float = Field(default=60.0, gt=0, description="whole sync exchange budget")
+    provider_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="largest accepted request body")
+    max_provider_response_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    password_cache_seconds: float = Field(
+        default=60.0, ge=0, description="how long a verified sender password is trusted without the KDF"
+    )
+    registry_refresh_seconds: float = Field(
+        default=2.0, ge=0, description="how often a process checks whether the registry changed"
+    )
+    http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
+    contracts_dir: Path = Field(default=REPO_ROOT, description="folder holding wsdl/ and xsd/")
+    log_level: str = "INFO"

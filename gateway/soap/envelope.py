@@ -1,0 +1,162 @@
+"""SOAP 1.1 envelopes: hardened parsing, header checks, and strict building of responses and faults."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.errors import ErrorCode, ErrorInfo, GatewayError
+from gateway.soap.namespaces import SOAP12_ENV, SOAP_ENV, WSSE
+from gateway.soap.values import format_datetime, parse_datetime
+
+# Headers the gateway processes itself; any other header marked mustUnderstand="1" is refused.
+UNDERSTOOD_HEADERS = frozenset({f"{{{WSSE}}}Security"})
+
+_MUST_UNDERSTAND = f"{{{SOAP_ENV}}}mustUnderstand"
+_parsers = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    # lxml parsers must not be shared between threads; one hardened parser per thread.
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_blank_text=False,
+        )
+        _parsers.parser = parser
+    return parser
+
+
+def parse_xml(body: bytes) -> etree._Element:
+    """Parse untrusted XML: no DTD (refused outright), no entity expansion, no network, no huge trees."""
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"not well-formed XML: {exc.msg}") from exc
+    if root is None:
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "empty document")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "DTDs and entity declarations are not allowed")
+    return root
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed request envelope: the tree, its header (if any) and the Body's first child."""
+
+    root: etree._Element
+    header: etree._Element | None
+    body: etree._Element
+    payload: etree._Element
+
+    @property
+    def payload_qname(self) -> str:
+        return self.payload.tag
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse a SOAP 1.1 envelope whatever its prefixes; refuse unknown mustUnderstand headers."""
+    root = parse_xml(body)
+    if root.tag == f"{{{SOAP12_ENV}}}Envelope":
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "SOAP 1.2 is not supported; send a SOAP 1.1 envelope")
+    if root.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "the document is not a SOAP 1.1 Envelope")
+    header = root.find(f"{{{SOAP_ENV}}}Header")
+    soap_body = root.find(f"{{{SOAP_ENV}}}Body")
+    if soap_body is None:
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "the Envelope has no Body")
+    if header is not None:
+        for block in header.iterchildren(tag=etree.Element):
+            if block.get(_MUST_UNDERSTAND) in ("1", "true") and block.tag not in UNDERSTOOD_HEADERS:
+                raise GatewayError(ErrorCode.HEADER_NOT_UNDERSTOOD, f"header {block.tag} is not understood")
+    payload = next(soap_body.iterchildren(tag=etree.Element), None)
+    if payload is None:
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "the Body is empty")
+    return Envelope(root=root, header=header, body=soap_body, payload=payload)
+
+
+def build_envelope(payload: etree._Element) -> bytes:
+    """Wrap ``payload`` in a SOAP 1.1 envelope and serialise it (UTF-8, with declaration)."""
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
+    etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(payload)
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def error_info_element(tag: str, info: ErrorInfo, nsmap: dict[str | None, str] | None = None) -> etree._Element:
+    """Build an ErrorInfo-typed element in schema order (errorCode, errorMessage, errorData?, errorDate,
+    subError?, sessionId?); children are unqualified."""
+    element = etree.Element(tag, nsmap=nsmap)
+    etree.SubElement(element, "errorCode").text = info.code
+    etree.SubElement(element, "errorMessage").text = info.message
+    if info.data is not None:
+        etree.SubElement(element, "errorData").text = info.data
+    etree.SubElement(element, "errorDate").text = format_datetime(info.date)
+    if info.sub_error is not None:
+        element.append(error_info_element("subError", info.sub_error))
+    if info.session_id is not None:
+        etree.SubElement(element, "sessionId").text = info.session_id
+    return element
+
+
+def build_fault(fault_element_tag: str, error: GatewayError, when: datetime, session_id: str | None) -> bytes:
+    """A SOAP 1.1 Fault whose detail is the operation's ``…Fault1_…Fault`` ErrorInfo element."""
+    code = error.error
+    info = ErrorInfo(
+        code=code.code, message=code.message, date=when, data=error.data, sub_error=error.sub_error, session_id=session_id
+    )
+    fault = etree.Element(f"{{{SOAP_ENV}}}Fault")
+    faultcode = "MustUnderstand" if code is ErrorCode.HEADER_NOT_UNDERSTOOD else code.side.value
+    etree.SubElement(fault, "faultcode").text = f"soap:{faultcode}"
+    etree.SubElement(fault, "faultstring").text = str(error)
+    detail = etree.SubElement(fault, "detail")
+    namespace = fault_element_tag[1:].split("}", 1)[0]
+    detail.append(error_info_element(fault_element_tag, info, nsmap={"ns2": namespace}))
+    return build_envelope(fault)
+
+
+@dataclass(frozen=True)
+class ReceivedFault:
+    """A SOAP Fault received from a provider, with its ErrorInfo detail when there is one."""
+
+    faultcode: str
+    faultstring: str
+    detail: ErrorInfo | None
+
+
+def find_fault(payload: etree._Element) -> ReceivedFault | None:
+    """If ``payload`` (a Body's first child) is a SOAP Fault, read it leniently."""
+    if payload.tag != f"{{{SOAP_ENV}}}Fault":
+        return None
+    fields = {etree.QName(child).localname: child for child in payload.iterchildren(tag=etree.Element)}
+    detail = fields.get("detail")
+    info_element = next(detail.iterchildren(tag=etree.Element), None) if detail is not None else None
+    return ReceivedFault(
+        faultcode=(fields["faultcode"].text or "").strip() if "faultcode" in fields else "",
+        faultstring=(fields["faultstring"].text or "").strip() if "faultstring" in fields else "",
+        detail=read_error_info(info_element) if info_element is not None else None,
+    )
+
+
+def read_error_info(element: etree._Element, depth: int = 0) -> ErrorInfo | None:
+    """Read an ErrorInfo-shaped element by local names; None when it has no errorCode."""
+    fields = {etree.QName(child).localname: child for child in element.iterchildren(tag=etree.Element)}
+    code = fields.get("errorCode")
+    if code is None or not (code.text or "").strip():
+        return None
+    sub = fields.get("subError")
+    date_text = fields["errorDate"].text if "errorDate" in fields else None
+    return ErrorInfo(
+        code=code.text.strip(),
+        message=(fields["errorMessage"].text or "") if "errorMessage" in fields else "",
+        data=fields["errorData"].text if "errorData" in fields else None,
+        date=parse_datetime(date_text) if date_text else datetime.now().astimezone(),
+        sub_error=read_error_info(sub, depth + 1) if sub is not None and depth < 8 else None,
+    )

@@ -1,0 +1,67 @@
+"""The ISyncChannel front door: envelope in, SendMessageResponse or SendMessageFault out, journal always."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from gateway.channels.sync_call import SyncChannel, SyncExchange
+from gateway.errors import ErrorCode, GatewayError
+from gateway.soap.envelope import build_envelope, build_fault, parse_envelope
+from gateway.soap.sync_messages import (
+    SEND_MESSAGE,
+    SEND_MESSAGE_FAULT,
+    build_send_message_response,
+    read_send_message,
+)
+from gateway.soap.values import new_session_id
+from journals.logging_journal import LoggingJournal
+
+log = logging.getLogger(__name__)
+
+
+class SyncEndpoint:
+    """Handles one POSTed envelope on the synchronous channel."""
+
+    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float) -> None:
+        self._channel = channel
+        self._journal = journal
+        self._budget = budget_seconds
+
+    def handle(self, body: bytes) -> tuple[int, bytes]:
+        """Process ``body``; returns the HTTP status and the response envelope."""
+        exchange = SyncExchange(session_id=new_session_id())
+        deadline = exchange.started + self._budget
+        try:
+            envelope = parse_envelope(body)
+            if envelope.payload_qname != SEND_MESSAGE:
+                raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
+            request = read_send_message(envelope.payload)
+            response = self._channel.send_message(request, exchange, deadline)
+            answer = build_envelope(build_send_message_response(response, exchange.session_id))
+            status = 200
+        except GatewayError as exc:
+            exchange.error = exc
+            status, answer = 500, self._fault(exc, exchange.session_id)
+        except Exception:
+            log.exception("sync exchange %s failed", exchange.session_id)
+            exchange.error = GatewayError(ErrorCode.INTERNAL_ERROR)
+            status, answer = 500, self._fault(exchange.error, exchange.session_id)
+        return self._journalled(exchange, status, answer)
+
+    def reject(self, error: GatewayError) -> tuple[int, bytes]:
+        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
+        exchange = SyncExchange(session_id=new_session_id(), error=error)
+        return self._journalled(exchange, 500, self._fault(error, exchange.session_id))
+
+    def _journalled(self, exchange: SyncExchange, status: int, answer: bytes) -> tuple[int, bytes]:
+        # Nothing leaves the gateway unjournalled: if the journal cannot be written, the caller gets a fault.
+        try:
+            self._journal.write(exchange.journal_records(datetime.now(UTC)))
+        except Exception:
+            log.exception("journal write failed for sync exchange %s", exchange.session_id)
+            return 500, self._fault(GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable"), exchange.session_id)
+        return status, answer
+
+    @staticmethod
+    def _fault(error: GatewayError, session_id: str) -> bytes:
+        return build_fault(SEND_MESSAGE_FAULT, error, datetime.now(UTC), session_id)

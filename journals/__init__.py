@@ -1,0 +1,1 @@
+"""Journals: the logging journal now; incident and registration journals join it."""

@@ -1,0 +1,37 @@
+"""Journal tables, owned by this room and its own metadata (gateway-rules.md §6)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from registry.models import NAMING_CONVENTION
+
+
+class JournalBase(DeclarativeBase):
+    """Base of every journal table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LoggingJournalEntry(JournalBase):
+    """One received or sent message (Appendix 6), plus what an auditor needs to follow an exchange."""
+
+    __tablename__ = "journal_logging"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # SYNC or ASYNC
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_type: Mapped[str | None] = mapped_column(String(16))
+    sender: Mapped[str | None] = mapped_column(String(200), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(200), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    service_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    route_id: Mapped[str | None] = mapped_column(String(200))
+    session_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    duration_ms: Mapped[float | None] = mapped_column(Float)

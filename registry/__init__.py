@@ -1,0 +1,1 @@
+"""The service registry: organisations, information systems, services, users, routes and delivery points."""

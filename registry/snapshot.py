@@ -1,0 +1,134 @@
+"""A read-only, in-memory view of the registry for the message path, refreshed when the registry changes.
+
+Every process keeps one :class:`RegistryCache`. It checks the registry version at most once per refresh interval
+(one indexed single-row read) and rebuilds its snapshot only when the version moved, so a change made by any
+process or by the CLI reaches every gateway process within that interval.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, selectinload
+
+from registry.models import DeliveryPoint, InformationSystem, RegistryVersion, Service
+
+
+@dataclass(frozen=True)
+class DeliveryPointView:
+    id: int
+    url: str
+    call_mode: int
+    throttling_enabled: bool
+    throttling_timeout_s: int | None
+    throttling_request_count: int | None
+    retry_count: int
+    async_call_timeout_s: int | None
+    max_errors: int | None
+    max_error_interval_s: int | None
+    security_mode: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SenderView:
+    sender_id: str
+    password_hash: str | None
+    organisation_bin: str
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    key: str
+    owner_sender_id: str
+    interaction_mode: str
+    routing_enabled: bool
+    default_delivery_point_id: int | None
+    security_mode: int
+    send_mode: str | None
+    routes: dict[str, int]
+    users: frozenset[str]
+
+    def offers_sync(self) -> bool:
+        return self.interaction_mode in ("SYNC", "SYNC_ASYNC")
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    version: int
+    senders: dict[str, SenderView]
+    services: dict[str, ServiceView]
+    delivery_points: dict[int, DeliveryPointView]
+
+
+def read_version(session: Session) -> int:
+    return session.scalar(select(RegistryVersion.version).where(RegistryVersion.id == 1)) or 0
+
+
+def build_snapshot(engine: Engine) -> RegistrySnapshot:
+    """Read the whole registry into a snapshot."""
+    with Session(engine) as session:
+        version = read_version(session)
+        systems = list(session.scalars(select(InformationSystem).options(selectinload(InformationSystem.organisation))))
+        senders = {s.sender_id: SenderView(s.sender_id, s.password_hash, s.organisation.bin) for s in systems}
+        sender_ids = {s.id: s.sender_id for s in systems}
+        services = {}
+        query = select(Service).options(
+            selectinload(Service.owner_is), selectinload(Service.routes), selectinload(Service.users)
+        )
+        for svc in session.scalars(query):
+            services[svc.key] = ServiceView(
+                key=svc.key,
+                owner_sender_id=svc.owner_is.sender_id,
+                interaction_mode=svc.interaction_mode,
+                routing_enabled=svc.routing_enabled,
+                default_delivery_point_id=svc.default_delivery_point_id,
+                security_mode=svc.security_mode,
+                send_mode=svc.send_mode,
+                routes={r.name: r.delivery_point_id for r in svc.routes},
+                users=frozenset(sender_ids[u.consumer_is_id] for u in svc.users),
+            )
+        points = {
+            d.id: DeliveryPointView(
+                id=d.id,
+                url=d.url,
+                call_mode=d.call_mode,
+                throttling_enabled=d.throttling_enabled,
+                throttling_timeout_s=d.throttling_timeout_s,
+                throttling_request_count=d.throttling_request_count,
+                retry_count=d.retry_count,
+                async_call_timeout_s=d.async_call_timeout_s,
+                max_errors=d.max_errors,
+                max_error_interval_s=d.max_error_interval_s,
+                security_mode=d.security_mode,
+                enabled=d.enabled,
+            )
+            for d in session.scalars(select(DeliveryPoint))
+        }
+    return RegistrySnapshot(version=version, senders=senders, services=services, delivery_points=points)
+
+
+class RegistryCache:
+    """The process's current snapshot, refreshed at most once per ``refresh_seconds`` when the version moved."""
+
+    def __init__(self, engine: Engine, refresh_seconds: float) -> None:
+        self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._snapshot = build_snapshot(engine)
+        self._checked_at = time.monotonic()
+
+    def current(self) -> RegistrySnapshot:
+        """The snapshot to use for one message."""
+        if time.monotonic() - self._checked_at >= self._refresh_seconds and self._lock.acquire(blocking=False):
+            try:
+                self._checked_at = time.monotonic()
+                with Session(self._engine) as session:
+                    changed = read_version(session) != self._snapshot.version
+                if changed:
+                    self._snapshot = build_snapshot(self._engine)
+            finally:
+                self._lock.release()
+        return self._snapshot
