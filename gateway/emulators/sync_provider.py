@@ -46,19 +46,27 @@ class ProviderBehaviour:
     sign_data: bool = False
 
 
+@dataclass(frozen=True)
+class ReceivedRequest:
+    path: str
+    body: bytes
+
+
 @dataclass
 class SyncProviderEmulator:
-    """The WSGI provider; ``received`` holds every request body it got, in order."""
+    """The WSGI provider; ``received`` holds every request it got, in order."""
 
     behaviour: ProviderBehaviour = field(default_factory=ProviderBehaviour)
     signer: DataSigner | None = None
-    received: list[bytes] = field(default_factory=list)
+    received: list[ReceivedRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _reply(start_response, 200, b"sync provider emulator: POST a SendMessage envelope\n", "text/plain")
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         with self._lock:
-            self.received.append(body)
+            self.received.append(ReceivedRequest(environ.get("PATH_INFO", "/"), body))
         behaviour = self.behaviour
         if behaviour.delay_seconds:
             time.sleep(behaviour.delay_seconds)

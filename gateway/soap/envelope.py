@@ -1,6 +1,7 @@
 """SOAP 1.1 envelopes: hardened parsing, header checks, and strict building of responses and faults."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +35,20 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+# The prolog: optional BOM, then any whitespace, XML declaration / processing instructions and comments.
+_PROLOG = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+
+
+def _has_doctype(body: bytes) -> bool:
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        body = body.decode("utf-16", errors="replace").encode("utf-8")
+    return body[_PROLOG.match(body).end():].startswith(b"<!DOCTYPE")
+
+
 def parse_xml(body: bytes) -> etree._Element:
-    """Parse untrusted XML: no DTD (refused outright), no entity expansion, no network, no huge trees."""
+    """Parse untrusted XML: no DTD (refused before parsing), no entity expansion, no network, no huge trees."""
+    if _has_doctype(body):
+        raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "DTDs and entity declarations are not allowed")
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:

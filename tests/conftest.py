@@ -1,0 +1,113 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL via GATEWAY_DATABASE_URL), the provider
+emulator and the gateway as real HTTP servers on loopback."""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, MetaData, inspect, text
+
+from gateway.app import GatewayApp, create_app
+from gateway.config import Settings
+from gateway.db import make_engine, migrate
+from gateway.emulators.http import BackgroundServer
+from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
+from registry.credentials import hash_password
+from registry.loader import apply_registry, parse_registry
+
+from tests.wire import REPO_ROOT
+
+TESTS = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reset_database(engine: Engine) -> None:
+    """Drop every table (ours and Alembic's) and migrate from scratch."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+    with engine.begin() as connection:
+        if "alembic_version" in inspect(connection).get_table_names():
+            connection.execute(text("DROP TABLE alembic_version"))
+    migrate(engine)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return os.environ.get("GATEWAY_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    reset_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def provider_server() -> Iterator[tuple[SyncProviderEmulator, str]]:
+    emulator = SyncProviderEmulator()
+    with BackgroundServer(emulator) as server:
+        yield emulator, server.url
+
+
+@pytest.fixture(scope="session")
+def provider_emulator(provider_server: tuple[SyncProviderEmulator, str]) -> SyncProviderEmulator:
+    return provider_server[0]
+
+
+@pytest.fixture(scope="session")
+def provider_url(provider_server: tuple[SyncProviderEmulator, str]) -> str:
+    return provider_server[1]
+
+
+@pytest.fixture()
+def provider(provider_emulator: SyncProviderEmulator) -> Iterator[SyncProviderEmulator]:
+    """The provider emulator, with default behaviour and an empty record for this test."""
+    provider_emulator.behaviour = ProviderBehaviour()
+    provider_emulator.received.clear()
+    yield provider_emulator
+    provider_emulator.behaviour = ProviderBehaviour()
+
+
+def registry_text_for(provider_url: str) -> str:
+    return (
+        (TESTS / "test_registry.yaml")
+        .read_text(encoding="utf-8")
+        .replace("{provider}", provider_url)
+        .replace("{closed}", f"http://127.0.0.1:{free_port()}")
+        .replace("{smartbridge_hash}", hash_password("123"))
+    )
+
+
+@pytest.fixture(scope="session")
+def loaded_registry(engine: Engine, provider_url: str) -> None:
+    apply_registry(engine, parse_registry(registry_text_for(provider_url)))
+
+
+def gateway_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"database_url": database_url, "registry_refresh_seconds": 0.0, "contracts_dir": REPO_ROOT}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def gateway_app(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[GatewayApp]:
+    app = create_app(gateway_settings(database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024), engine=engine)
+    yield app
+    app.soap_client.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
+    with BackgroundServer(gateway_app) as server:
+        yield server.url
