@@ -56,6 +56,7 @@ class GatewayApp:
     sync_endpoint: SyncEndpoint
     contracts: ContractDocuments
     soap_client: SoapClient
+    journal: LoggingJournal
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -110,8 +111,9 @@ class GatewayApp:
         return _respond(start_response, status, "application/json", json.dumps(report).encode())
 
     def close(self) -> None:
+        """Let the journal writer commit what it holds and release the HTTP pool (the engine is the caller's)."""
+        self.journal.close()
         self.soap_client.close()
-        self.engine.dispose()
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -139,10 +141,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         authenticator=SenderAuthenticator(settings.password_cache_seconds),
         provider=SoapProviderCaller(soap_client),
     )
+    journal = LoggingJournal(engine)
     return GatewayApp(
         settings=settings,
         engine=engine,
-        sync_endpoint=SyncEndpoint(channel, LoggingJournal(engine), settings.sync_timeout_seconds),
+        sync_endpoint=SyncEndpoint(channel, journal, settings.sync_timeout_seconds),
         contracts=ContractDocuments(settings.contracts_dir),
         soap_client=soap_client,
+        journal=journal,
     )

@@ -1,12 +1,21 @@
-"""Writing the logging journal (Appendix 6): one row per received or sent message."""
+"""Writing the logging journal (Appendix 6): one row per received or sent message.
+
+Writes are group-committed without a writer thread: a caller that finds no commit in progress becomes the
+leader and commits its own rows together with every row handed in meanwhile; callers arriving during that
+commit wait and are committed in the next batch, led by the first of them. Alone, a caller just commits its own
+rows; under load many exchanges share one commit (one round trip, one fsync, no lock contention on SQLite).
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine, insert
 
 from journals.models import LoggingJournalEntry
+
+MAX_PENDING_PER_COMMIT = 200
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,64 @@ class JournalRecord:
     duration_ms: float | None = None
 
 
+@dataclass
+class _Pending:
+    rows: list[dict[str, object]]
+    wake: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+    lead: bool = False
+    error: BaseException | None = None
+
+
 class LoggingJournal:
-    """Appends journal rows; all rows of one call land in one transaction."""
+    """Appends journal rows durably; :meth:`write` returns once its rows are committed."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._insert = insert(LoggingJournalEntry)
+        self._lock = threading.Lock()
+        self._waiting: list[_Pending] = []
+        self._committing = False
 
     def write(self, records: list[JournalRecord]) -> None:
-        """Append ``records`` durably before returning."""
+        """Append ``records`` in one transaction (possibly shared with other callers); raise if it failed."""
         if not records:
             return
-        with self._engine.begin() as connection:
-            connection.execute(self._insert, [asdict(record) for record in records])
+        # Records hold only flat values, so their __dict__ is the row (asdict would deep-copy each one).
+        mine = _Pending([dict(record.__dict__) for record in records])
+        with self._lock:
+            self._waiting.append(mine)
+            mine.lead = not self._committing
+            self._committing = True
+        if not mine.lead:
+            mine.wake.wait()  # woken either committed, or promoted to lead the next batch
+        if mine.lead:
+            self._lead(mine)
+        if mine.error is not None:
+            raise mine.error
+
+    def _lead(self, mine: _Pending) -> None:
+        """Commit batches until ``mine`` is committed, then hand leadership to the next waiter, if any."""
+        while not mine.committed:
+            with self._lock:
+                batch, self._waiting = self._waiting[:MAX_PENDING_PER_COMMIT], self._waiting[MAX_PENDING_PER_COMMIT:]
+            error: BaseException | None = None
+            try:
+                with self._engine.begin() as connection:
+                    connection.execute(self._insert, [row for pending in batch for row in pending.rows])
+            except Exception as exc:
+                error = exc
+            for pending in batch:
+                pending.error = error
+                pending.committed = True
+                pending.wake.set()
+        with self._lock:
+            if not self._waiting:
+                self._committing = False
+                return
+            successor = self._waiting[0]
+        successor.lead = True
+        successor.wake.set()
+
+    def close(self) -> None:
+        """Nothing is held between calls; kept so owners can release every component alike."""

@@ -104,7 +104,7 @@ def gateway_settings(database_url: str, **overrides: object) -> Settings:
 def gateway_app(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[GatewayApp]:
     app = create_app(gateway_settings(database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024), engine=engine)
     yield app
-    app.soap_client.close()
+    app.close()
 
 
 @pytest.fixture(scope="session")

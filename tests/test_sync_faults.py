@@ -150,6 +150,7 @@ def test_provider_timeout(database_url: str, engine: Engine, loaded_registry: No
     provider.behaviour = ProviderBehaviour(delay_seconds=1.5)
     with BackgroundServer(app) as server:
         answer = post(f"{server.url}/bip-sync/", sync_request())
+    app.close()
     assert_fault(answer, "SCE010", "Server")
     assert_journalled(engine, answer, "SCE010", "NOT_DELIVERED")
 
@@ -196,5 +197,6 @@ def test_internal_error_when_the_journal_cannot_be_written(tmp_path, provider_ur
     app = create_app(gateway_settings(url), engine=engine)
     with BackgroundServer(app) as server:
         answer = post(f"{server.url}/bip-sync/", sync_request())
+    app.close()
     assert_fault(answer, "SCE909", "Server")
     engine.dispose()

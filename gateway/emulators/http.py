@@ -1,22 +1,26 @@
-"""Running WSGI apps (emulators, and the gateway in tests) as real threaded HTTP servers on loopback."""
+"""Running WSGI apps (emulators, and the gateway in tests) as real threaded HTTP/1.1 servers on loopback.
+
+cheroot keeps connections alive as real provider application servers do, so a client's connection pool is
+exercised the way it is in production.
+"""
 from __future__ import annotations
 
 import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from cheroot.wsgi import Server
 
 
 class BackgroundServer:
     """A threaded HTTP server in a background thread; ``url`` is its base address."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"http-{port}", daemon=True)
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 16) -> None:
+        self._server = Server((host, port), app, numthreads=threads, shutdown_timeout=1)
+        self._server.prepare()
+        self._thread = threading.Thread(target=self._server.serve, name=f"http-{host}", daemon=True)
         self.host = host
-        self.port = self._server.server_port
+        self.port: int = self._server.bind_addr[1]
 
     @property
     def url(self) -> str:
@@ -27,8 +31,7 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         self._thread.join(timeout=5)
 
     def __enter__(self) -> BackgroundServer:
@@ -38,12 +41,10 @@ class BackgroundServer:
         self.stop()
 
 
-def serve_forever(app: Any, host: str, port: int) -> None:
+def serve_forever(app: Any, host: str, port: int, threads: int = 16) -> None:
     """Serve ``app`` in the foreground until interrupted."""
-    server = make_server(host, port, app, threaded=True)
+    server = Server((host, port), app, numthreads=threads)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.safe_start()
     finally:
-        server.server_close()
+        server.stop()

@@ -1,0 +1,192 @@
+"""Benchmark: SendMessage through the gateway against the same provider called directly, in one run on loopback.
+
+It starts the provider emulator and ``gateway serve`` (gunicorn) as subprocesses, loads a one-service registry,
+then sends the same request first straight to the provider and then through the gateway, with the same number of
+client threads. It prints throughput, p50/p99 latency, the gateway's CPU time per message (all gunicorn
+processes, journal write included) and the ratios. Every loop is bounded by a count and by a time limit.
+
+    .venv/bin/python bench/sync_channel.py [--requests 3000] [--concurrency 8] [--database-url URL]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import urllib3
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_CPU_MS = 2.0
+REGISTRY = """
+organisations:
+  - {{bin: "990140000011", name: Bench provider org, shortName: P}}
+  - {{bin: "990140000022", name: Bench consumer org, shortName: C}}
+deliveryPoints:
+  - {{id: 1, url: "http://127.0.0.1:{provider_port}/provider", callMode: 1}}
+informationSystems:
+  - {{senderId: provider, organisation: "990140000011", shortName: P, name: Provider}}
+  - {{senderId: bench, organisation: "990140000022", shortName: B, name: Bench client, password: bench-password}}
+services:
+  - {{key: BenchService, name: Bench, ownerIS: provider, interactionMode: SYNC, defaultDeliveryPoint: 1,
+     users: [{{informationSystem: bench}}]}}
+"""
+ENVELOPE = (
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
+    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
+    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
+    "<sender><senderId>bench</senderId><password>bench-password</password></sender>"
+    "<properties><key>IIN</key><value>931002451325</value></properties></requestInfo>"
+    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name>'
+    "<address>Astana, Mangilik El 8</address></person></data></requestData></request></ns2:SendMessage>"
+    "</soapenv:Body></soapenv:Envelope>"
+)
+HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+
+
+@dataclass
+class Run:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, seconds: float = 30.0) -> None:
+    http = urllib3.PoolManager(retries=False)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            http.request("GET", url, timeout=1.0)
+            return
+        except urllib3.exceptions.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def drive(name: str, url: str, total: int, concurrency: int, time_limit: float) -> Run:
+    """Send ``total`` requests from ``concurrency`` threads (stopping early at ``time_limit`` seconds)."""
+    pool = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=30.0)
+    latencies: list[float] = []
+    errors = [0]
+    counter = iter(range(total))
+    lock = threading.Lock()
+    stop_at = time.monotonic() + time_limit
+
+    def worker() -> None:
+        while time.monotonic() < stop_at:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            body = ENVELOPE.format(message_id=uuid.uuid4()).encode()
+            started = time.perf_counter()
+            response = pool.request("POST", url, body=body, headers=HEADERS)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if response.status != 200:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(name, len(latencies), time.perf_counter() - started, latencies, errors[0])
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU time (user + system) of a process and all its live children."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    provider_port, gateway_port = free_port(), free_port()
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port),
+               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning")
+    registry_file = workdir / "registry.yaml"
+    registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")
+    gateway_cmd = [sys.executable, "-m", "gateway.cli"]
+    subprocess.run([*gateway_cmd, "registry", "load", str(registry_file)], env=env, check=True, capture_output=True)
+    provider = subprocess.Popen([*gateway_cmd, "emulators", "run", "sync-provider", "--port", str(provider_port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gateway = subprocess.Popen([*gateway_cmd, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"http://127.0.0.1:{provider_port}/")
+        wait_until_up(f"http://127.0.0.1:{gateway_port}/health")
+        provider_url = f"http://127.0.0.1:{provider_port}/provider"
+        gateway_url = f"http://127.0.0.1:{gateway_port}/bip-sync/"
+        warmup = min(200, args.requests)
+        drive("warm-up direct", provider_url, warmup, args.concurrency, args.time_limit)
+        drive("warm-up gateway", gateway_url, warmup, args.concurrency, args.time_limit)
+
+        direct = drive("provider directly", provider_url, args.requests, args.concurrency, args.time_limit)
+        gateway_process = psutil.Process(gateway.pid)
+        cpu_before = cpu_seconds(gateway_process)
+        through = drive("through the gateway", gateway_url, args.requests, args.concurrency, args.time_limit)
+        gateway_cpu = cpu_seconds(gateway_process) - cpu_before
+    finally:
+        for process in (gateway, provider):
+            process.terminate()
+            process.wait(timeout=30)
+
+    backend = database_url.split(":", 1)[0]
+    print(f"sync channel benchmark: {args.requests} requests, {args.concurrency} client threads, "
+          f"gateway {args.workers} workers x 8 threads, database {backend}, {os.cpu_count()} cores")
+    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for run in (direct, through):
+        print(f"{run.name:22}{run.throughput:10.0f}{run.percentile(0.50):10.2f}{run.percentile(0.99):10.2f}{run.errors:8d}")
+    cpu_ms = gateway_cpu / through.requests * 1000
+    print(f"gateway CPU per message: {cpu_ms:.2f} ms (target <= {TARGET_CPU_MS} ms: "
+          f"{'met' if cpu_ms <= TARGET_CPU_MS else 'NOT met'})")
+    print(f"ratio gateway/direct: throughput {through.throughput / direct.throughput:.2f}, "
+          f"p50 {through.percentile(0.5) / direct.percentile(0.5):.2f}, p99 {through.percentile(0.99) / direct.percentile(0.99):.2f}")
+    if direct.errors or through.errors:
+        raise SystemExit("errors during the run")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The logging journal's group commit: concurrent writers each get every row in, exactly once."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from journals.logging_journal import JournalRecord, LoggingJournal
+from journals.models import LoggingJournalEntry
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(engine: Engine) -> None:
+    journal = LoggingJournal(engine)
+    marker = f"{{{uuid.uuid4()}}}"
+    threads, per_thread = 12, 40
+
+    def writer(index: int) -> None:
+        for n in range(per_thread):
+            journal.write([
+                JournalRecord(channel="SYNC", state="DELIVERED", message_id=f"{index}-{n}-req", session_id=marker),
+                JournalRecord(channel="SYNC", state="DELIVERED", message_id=f"{index}-{n}-resp", session_id=marker),
+            ])
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not any(worker.is_alive() for worker in workers), "a writer never came back"
+    with Session(engine) as session:
+        ids = list(session.scalars(select(LoggingJournalEntry.message_id).where(LoggingJournalEntry.session_id == marker)))
+    assert len(ids) == len(set(ids)) == threads * per_thread * 2
+
+
+def test_a_failed_commit_is_reported_to_every_writer_in_it(tmp_path) -> None:
+    from sqlalchemy import text
+
+    from gateway.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    migrate(engine)
+    journal = LoggingJournal(engine)
+    journal.write([JournalRecord(channel="SYNC", state="DELIVERED")])
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE journal_logging"))
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            journal.write([JournalRecord(channel="SYNC", state="DELIVERED")])
+        except Exception as exc:  # noqa: BLE001 - the test collects whatever the journal raised
+            errors.append(exc)
+
+    workers = [threading.Thread(target=writer) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert len(errors) == 6
+    engine.dispose()
