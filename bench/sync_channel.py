@@ -140,13 +140,14 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="threads per gateway worker")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     provider_port, gateway_port = free_port(), free_port()
     env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port),
-               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning")
+               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads), GATEWAY_LOG_LEVEL="warning")
     registry_file = workdir / "registry.yaml"
     registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")
     gateway_cmd = [sys.executable, "-m", "gateway.cli"]
@@ -175,7 +176,7 @@ def main() -> None:
 
     backend = database_url.split(":", 1)[0]
     print(f"sync channel benchmark: {args.requests} requests, {args.concurrency} client threads, "
-          f"gateway {args.workers} workers x 8 threads, database {backend}, {os.cpu_count()} cores")
+          f"gateway {args.workers} workers x {args.threads} threads, database {backend}, {os.cpu_count()} cores")
     print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for run in (direct, through):
         print(f"{run.name:22}{run.throughput:10.0f}{run.percentile(0.50):10.2f}{run.percentile(0.99):10.2f}{run.errors:8d}")

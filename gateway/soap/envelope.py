@@ -42,7 +42,7 @@ _PROLOG = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
 def _has_doctype(body: bytes) -> bool:
     if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
         body = body.decode("utf-16", errors="replace").encode("utf-8")
-    return body[_PROLOG.match(body).end():].startswith(b"<!DOCTYPE")
+    return body.startswith(b"<!DOCTYPE", _PROLOG.match(body).end())
 
 
 def parse_xml(body: bytes) -> etree._Element:
