@@ -16,7 +16,7 @@ from gateway.delivery.soap_client import SoapClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
-from gateway.soap.contracts import SERVICE_WSDL_BY_PATH, ContractDocuments
+from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
 from gateway.soap.sync_endpoint import SyncEndpoint
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
@@ -71,7 +71,7 @@ class GatewayApp:
             return _respond(start_response, 405, "text/plain", b"POST a SOAP envelope, or GET ?wsdl\n")
         parts = path.strip("/").split("/")
         if method == "GET" and len(parts) == 2 and parts[0] in ("wsdl", "xsd"):
-            endpoint = "/bip-sync/" if parts[1] == SERVICE_WSDL_BY_PATH["/bip-sync/"] else None
+            endpoint = ENDPOINT_OF_SERVICE_WSDL.get(parts[1])
             body = self.contracts.document(parts[0], parts[1], self._base_url(environ), endpoint)
             if body is not None:
                 return _respond(start_response, 200, XML, body)

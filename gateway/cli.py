@@ -158,13 +158,8 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
         sign_data=sign_data,
     )
     app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
-    signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"{name} emulator on http://{host}:{port}/ (pid {os.getpid()})")
     serve_forever(app, host, port)
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

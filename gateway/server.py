@@ -1,7 +1,9 @@
 """The production server: gunicorn with threaded workers, so a slow provider holds a thread, not the gateway."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -28,10 +30,16 @@ class GatewayServer(BaseApplication):
         self.cfg.set("timeout", int(settings.sync_timeout_seconds) + 30)
         self.cfg.set("graceful_timeout", int(settings.sync_timeout_seconds) + 5)
         self.cfg.set("keepalive", 5)
+        if Path("/dev/shm").is_dir():
+            # The worker heartbeat touches a file per request; on tmpfs that costs no disk I/O.
+            self.cfg.set("worker_tmp_dir", "/dev/shm")
         self.cfg.set("loglevel", settings.log_level.lower())
         if self._when_ready is not None:
             ready = self._when_ready
             self.cfg.set("when_ready", lambda _arbiter: ready())
 
     def load(self) -> Any:
+        logging.basicConfig(
+            level=self._settings.log_level.upper(), format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+        )
         return create_app(self._settings)

@@ -78,3 +78,11 @@ def test_external_dtd_reference(sync_url: str, provider: SyncProviderEmulator) -
     answer = post(sync_url, body)
     assert answer.error_code() == "SCE001"
     assert b"root:" not in answer.body
+
+
+def test_dtd_in_a_utf16_document(sync_url: str, provider: SyncProviderEmulator) -> None:
+    body = with_dtd(BILLION_LAUGHS, "&lol9;").replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+    answer = post(sync_url, body.encode("utf-16"), content_type="text/xml; charset=utf-16")
+    assert answer.error_code() == "SCE001"
+    assert "DTD" in answer.fault_info().findtext("errorData")
+    assert provider.received == []

@@ -1,6 +1,7 @@
 """Outbound SOAP calls over a pooled HTTP client, each bounded by the time left in its budget."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,7 +30,11 @@ class SoapClient:
     """A thread-safe pool of keep-alive connections to recipients (providers, PUSH endpoints)."""
 
     def __init__(self, pool_maxsize: int, connect_timeout: float, max_response_bytes: int) -> None:
-        self._pool = urllib3.PoolManager(num_pools=64, maxsize=pool_maxsize, block=False, retries=False)
+        self._pool_maxsize = pool_maxsize
+        # Delivery point URLs are few and fixed: remember each one's pool and path instead of parsing per call.
+        self._targets: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
         self._connect_timeout = connect_timeout
         self._max_response_bytes = max_response_bytes
 
@@ -40,9 +45,10 @@ class SoapClient:
         if remaining <= 0:
             raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left in the exchange budget")
         timeout = urllib3.Timeout(connect=min(self._connect_timeout, remaining), read=remaining, total=remaining)
+        pool, path = self._targets.get(url) or self._target(url)
         try:
-            response = self._pool.request(
-                "POST", url, body=body, headers=SOAP_HEADERS, timeout=timeout, preload_content=False, redirect=False
+            response = pool.urlopen(
+                "POST", path, body=body, headers=SOAP_HEADERS, timeout=timeout, preload_content=False, redirect=False
             )
             try:
                 content = response.read(self._max_response_bytes + 1)
@@ -63,8 +69,24 @@ class SoapClient:
             raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"answer larger than {self._max_response_bytes} bytes")
         return HttpAnswer(status=response.status, body=content)
 
+    def _target(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        parsed = urllib3.util.parse_url(url)
+        origin = f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+        with self._lock:
+            pool = self._pools.get(origin)
+            if pool is None:
+                pool = self._pools[origin] = urllib3.connectionpool.connection_from_url(
+                    url, maxsize=self._pool_maxsize, block=False, retries=False
+                )
+            target = self._targets[url] = (pool, parsed.request_uri)
+        return target
+
     def close(self) -> None:
-        self._pool.clear()
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+            self._targets.clear()
 
 
 def _reason(exc: BaseException | None) -> str:

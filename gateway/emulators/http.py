@@ -5,6 +5,7 @@ exercised the way it is in production.
 """
 from __future__ import annotations
 
+import signal
 import threading
 from types import TracebackType
 from typing import Any
@@ -42,9 +43,14 @@ class BackgroundServer:
 
 
 def serve_forever(app: Any, host: str, port: int, threads: int = 16) -> None:
-    """Serve ``app`` in the foreground until interrupted."""
-    server = Server((host, port), app, numthreads=threads)
-    try:
-        server.safe_start()
-    finally:
-        server.stop()
+    """Serve ``app`` in the foreground until SIGTERM or Ctrl-C, then stop cleanly."""
+    server = Server((host, port), app, numthreads=threads, shutdown_timeout=1)
+    server.prepare()
+
+    def stop(*_: object) -> None:
+        # cheroot must be stopped from outside its serving loop.
+        threading.Thread(target=server.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve()

@@ -18,6 +18,8 @@ SERVICE_WSDL_BY_PATH = {
     "/bip-sync/": "SyncChannelHttp_Service.wsdl",
     "/bip-sync-wss-gost/": "SyncChannelHttp_Service.wsdl",
 }
+# The endpoint a service WSDL fetched by file name (``/wsdl/<name>``) points at.
+ENDPOINT_OF_SERVICE_WSDL = {"SyncChannelHttp_Service.wsdl": "/bip-sync/"}
 
 
 class ContractDocuments:
