@@ -181,17 +181,9 @@ def bump_version(session: Session) -> None:
 
 
 def _apply_delivery_point(point: DeliveryPoint, entry: Any) -> None:
-    point.url = entry.url
-    point.call_mode = entry.call_mode
-    point.throttling_enabled = entry.throttling_enabled
-    point.throttling_timeout_s = entry.throttling_timeout_sec
-    point.throttling_request_count = entry.throttling_request_count
-    point.retry_count = entry.retry_count
-    point.async_call_timeout_s = entry.async_call_timeout_sec
-    point.max_errors = entry.max_errors
-    point.max_error_interval_s = entry.max_error_interval_sec
-    point.security_mode = entry.security_mode
-    point.enabled = entry.enabled
+    # The file's delivery-point fields and the table's columns carry the same names.
+    for name in type(entry).model_fields:
+        setattr(point, name, getattr(entry, name))
 
 
 def _apply_information_system(system: InformationSystem, entry: Any, organisation: Organisation) -> None:

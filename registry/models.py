@@ -44,12 +44,12 @@ class DeliveryPoint(RegistryBase):
     url: Mapped[str] = mapped_column(String(1000))
     call_mode: Mapped[int] = mapped_column(Integer)  # 1 synchronous, 2 asynchronous
     throttling_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    throttling_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    throttling_timeout_sec: Mapped[int | None] = mapped_column(Integer)
     throttling_request_count: Mapped[int | None] = mapped_column(Integer)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
-    async_call_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    async_call_timeout_sec: Mapped[int | None] = mapped_column(Integer)
     max_errors: Mapped[int | None] = mapped_column(Integer)
-    max_error_interval_s: Mapped[int | None] = mapped_column(Integer)
+    max_error_interval_sec: Mapped[int | None] = mapped_column(Integer)
     security_mode: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 gateway, 2 +caller, 3 +encryption
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 

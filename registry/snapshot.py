@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
@@ -22,12 +22,12 @@ class DeliveryPointView:
     url: str
     call_mode: int
     throttling_enabled: bool
-    throttling_timeout_s: int | None
+    throttling_timeout_sec: int | None
     throttling_request_count: int | None
     retry_count: int
-    async_call_timeout_s: int | None
+    async_call_timeout_sec: int | None
     max_errors: int | None
-    max_error_interval_s: int | None
+    max_error_interval_sec: int | None
     security_mode: int
     enabled: bool
 
@@ -90,21 +90,9 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
                 routes={r.name: r.delivery_point_id for r in svc.routes},
                 users=frozenset(sender_ids[u.consumer_is_id] for u in svc.users),
             )
+        view_fields = [f.name for f in fields(DeliveryPointView)]
         points = {
-            d.id: DeliveryPointView(
-                id=d.id,
-                url=d.url,
-                call_mode=d.call_mode,
-                throttling_enabled=d.throttling_enabled,
-                throttling_timeout_s=d.throttling_timeout_s,
-                throttling_request_count=d.throttling_request_count,
-                retry_count=d.retry_count,
-                async_call_timeout_s=d.async_call_timeout_s,
-                max_errors=d.max_errors,
-                max_error_interval_s=d.max_error_interval_s,
-                security_mode=d.security_mode,
-                enabled=d.enabled,
-            )
+            d.id: DeliveryPointView(**{name: getattr(d, name) for name in view_fields})
             for d in session.scalars(select(DeliveryPoint))
         }
     return RegistrySnapshot(version=version, senders=senders, services=services, delivery_points=points)

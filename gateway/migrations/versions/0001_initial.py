@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:06:55.769329
+Create Date: 2026-11-22 23:37:18.545519
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ def upgrade() -> None:
     sa.Column('url', sa.String(length=1000), nullable=False),
     sa.Column('call_mode', sa.Integer(), nullable=False),
     sa.Column('throttling_enabled', sa.Boolean(), nullable=False),
-    sa.Column('throttling_timeout_s', sa.Integer(), nullable=True),
+    sa.Column('throttling_timeout_sec', sa.Integer(), nullable=True),
     sa.Column('throttling_request_count', sa.Integer(), nullable=True),
     sa.Column('retry_count', sa.Integer(), nullable=False),
-    sa.Column('async_call_timeout_s', sa.Integer(), nullable=True),
+    sa.Column('async_call_timeout_sec', sa.Integer(), nullable=True),
     sa.Column('max_errors', sa.Integer(), nullable=True),
-    sa.Column('max_error_interval_s', sa.Integer(), nullable=True),
+    sa.Column('max_error_interval_sec', sa.Integer(), nullable=True),
     sa.Column('security_mode', sa.Integer(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_delivery_point'))
