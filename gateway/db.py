@@ -8,11 +8,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 
+from gateway.store.models import GatewayBase
 from journals.models import JournalBase
 from registry.models import RegistryBase
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-ALL_METADATA: list[MetaData] = [RegistryBase.metadata, JournalBase.metadata]
+ALL_METADATA: list[MetaData] = [RegistryBase.metadata, JournalBase.metadata, GatewayBase.metadata]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

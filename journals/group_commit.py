@@ -1,0 +1,111 @@
+"""Leader-based group commit: many threads' small writes share one transaction, without a writer thread.
+
+A caller that finds no commit in progress becomes the leader and commits its own item together with every item
+handed in meanwhile; callers arriving during that commit wait and are committed in the next batch, led by the
+first of them. Alone, a caller just commits its own item; under load many items share one commit (one round
+trip, one fsync, no lock contention on SQLite). :meth:`GroupCommit.submit` returns only once its item is
+committed, and raises if the transaction holding it failed.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+Item = TypeVar("Item")
+MAX_ITEMS_PER_COMMIT = 200
+
+
+@dataclass
+class _Pending(Generic[Item]):
+    item: Item
+    wake: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+    lead: bool = False
+    error: BaseException | None = None
+
+
+class GroupCommit(Generic[Item]):
+    """Commits items in batches; ``write_batch`` writes a batch's items on one connection, in one transaction."""
+
+    def __init__(self, engine: Engine, write_batch: Callable[[Connection, list[Item]], None]) -> None:
+        self._engine = engine
+        self._write_batch = write_batch
+        self._lock = threading.Lock()
+        self._waiting: list[_Pending[Item]] = []
+        self._committing = False
+
+    def submit(self, item: Item) -> None:
+        """Commit ``item`` (possibly with others' items); raise if its transaction failed."""
+        mine = _Pending(item)
+        with self._lock:
+            self._waiting.append(mine)
+            mine.lead = not self._committing
+            self._committing = True
+        if not mine.lead:
+            mine.wake.wait()  # woken either committed, or promoted to lead the next batch
+        if mine.lead:
+            self._lead(mine)
+        if mine.error is not None:
+            raise mine.error
+
+    def _lead(self, mine: _Pending[Item]) -> None:
+        """Commit batches until ``mine`` is committed, then hand leadership to the next waiter, if any."""
+        while not mine.committed:
+            with self._lock:
+                batch, self._waiting = self._waiting[:MAX_ITEMS_PER_COMMIT], self._waiting[MAX_ITEMS_PER_COMMIT:]
+            error: BaseException | None = None
+            try:
+                with self._engine.begin() as connection:
+                    self._write_batch(connection, [pending.item for pending in batch])
+            except Exception as exc:
+                error = exc
+            for pending in batch:
+                pending.error = error
+                pending.committed = True
+                pending.wake.set()
+        with self._lock:
+            if not self._waiting:
+                self._committing = False
+                return
+            successor = self._waiting[0]
+        successor.lead = True
+        successor.wake.set()
+
+
+class MultiRowInsert:
+    """``INSERT … VALUES (…), (…)`` for one table in the driver's own SQL: one statement and one round trip
+    per batch, where a Core executemany costs the PostgreSQL driver a pipeline per call (about 40 % more CPU)."""
+
+    ROWS_PER_STATEMENT = 50  # 50 rows x ~20 columns stays under every SQLite's bound-variable limit
+
+    def __init__(self, engine: Engine, table: object) -> None:
+        dialect = engine.dialect
+        columns = [column for column in table.columns if not (column.primary_key and column.autoincrement is not False)]
+        self._table_name = table.name
+        self._columns = [column.name for column in columns]
+        self._converters = [column.type.bind_processor(dialect) for column in columns]
+        self._placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._statements: dict[int, str] = {}
+
+    def _statement(self, count: int) -> str:
+        if count not in self._statements:
+            group = "(" + ", ".join([self._placeholder] * len(self._columns)) + ")"
+            self._statements[count] = (
+                f"INSERT INTO {self._table_name} ({', '.join(self._columns)}) VALUES " + ", ".join([group] * count)
+            )
+        return self._statements[count]
+
+    def execute(self, connection: Connection, rows: list[dict[str, object]]) -> None:
+        """Insert ``rows`` (dicts keyed by column name; missing keys are NULL)."""
+        for start in range(0, len(rows), self.ROWS_PER_STATEMENT):
+            chunk = rows[start : start + self.ROWS_PER_STATEMENT]
+            values = []
+            for row in chunk:
+                for name, convert in zip(self._columns, self._converters, strict=True):
+                    value = row.get(name)
+                    values.append(convert(value) if convert is not None and value is not None else value)
+            connection.exec_driver_sql(self._statement(len(chunk)), tuple(values))
