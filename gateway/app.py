@@ -5,10 +5,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
+from gateway.channels.async_channel import AsyncChannel
 from gateway.channels.sync_call import SyncChannel
 from gateway.config import Settings
 from gateway.db import make_engine
@@ -17,7 +18,9 @@ from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
+from gateway.soap.async_endpoint import AsyncEndpoint
 from gateway.soap.sync_endpoint import SyncEndpoint
+from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
 
@@ -47,13 +50,21 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     return body
 
 
+class Endpoint(Protocol):
+    """A SOAP channel endpoint."""
+
+    def handle(self, body: bytes) -> tuple[int, bytes]: ...
+
+    def reject(self, error: GatewayError) -> tuple[int, bytes]: ...
+
+
 @dataclass
 class GatewayApp:
     """The configured application object: the one place that holds process-wide state."""
 
     settings: Settings
     engine: Engine
-    sync_endpoint: SyncEndpoint
+    endpoints: dict[str, Endpoint]
     contracts: ContractDocuments
     soap_client: SoapClient
     journal: LoggingJournal
@@ -62,9 +73,9 @@ class GatewayApp:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         endpoint_path = path if path.endswith("/") else path + "/"
-        if endpoint_path in SERVICE_WSDL_BY_PATH:
+        if endpoint_path in self.endpoints:
             if method == "POST":
-                return self._sync_post(environ, start_response)
+                return self._post(self.endpoints[endpoint_path], environ, start_response)
             if method == "GET" and environ.get("QUERY_STRING", "").lower().startswith("wsdl"):
                 body = self.contracts.document("wsdl", SERVICE_WSDL_BY_PATH[endpoint_path], self._base_url(environ), endpoint_path)
                 return _respond(start_response, 200, XML, body or b"")
@@ -79,19 +90,19 @@ class GatewayApp:
             return self._health(start_response)
         return _respond(start_response, 404, "text/plain", b"not found\n")
 
-    def _sync_post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _post(self, endpoint: Endpoint, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         content_type = (environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
         if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
-            status, body = self.sync_endpoint.reject(
+            status, body = endpoint.reject(
                 GatewayError(ErrorCode.MALFORMED_MESSAGE, f"Content-Type {content_type} is not accepted; use text/xml")
             )
             return _respond(start_response, status, XML, body)
         try:
             request_body = read_body(environ, self.settings.max_body_bytes)
         except BodyTooLarge as exc:
-            status, body = self.sync_endpoint.reject(GatewayError(ErrorCode.BODY_TOO_LARGE, str(exc)))
+            status, body = endpoint.reject(GatewayError(ErrorCode.BODY_TOO_LARGE, str(exc)))
             return _respond(start_response, status, XML, body, close=True)
-        status, body = self.sync_endpoint.handle(request_body)
+        status, body = endpoint.handle(request_body)
         return _respond(start_response, status, XML, body)
 
     def _base_url(self, environ: dict[str, Any]) -> str:
@@ -136,16 +147,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
-    channel = SyncChannel(
-        registry=RegistryCache(engine, settings.registry_refresh_seconds),
-        authenticator=SenderAuthenticator(settings.password_cache_seconds),
-        provider=SoapProviderCaller(soap_client),
-    )
+    registry = RegistryCache(engine, settings.registry_refresh_seconds)
+    authenticator = SenderAuthenticator(settings.password_cache_seconds)
+    channel = SyncChannel(registry=registry, authenticator=authenticator, provider=SoapProviderCaller(soap_client))
     journal = LoggingJournal(engine)
+    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds)
+    async_channel = AsyncChannel(
+        registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
+        default_amount=settings.get_messages_default_amount,
+    )
     return GatewayApp(
         settings=settings,
         engine=engine,
-        sync_endpoint=SyncEndpoint(channel, journal, settings.sync_timeout_seconds),
+        endpoints={
+            "/bip-sync/": sync_endpoint,
+            "/bip-sync-wss-gost/": sync_endpoint,
+            "/bip-async/": AsyncEndpoint(async_channel, journal),
+        },
         contracts=ContractDocuments(settings.contracts_dir),
         soap_client=soap_client,
         journal=journal,

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     registry_refresh_seconds: float = Field(
         default=2.0, ge=0, description="how often a process checks whether the registry changed"
     )
+    get_messages_default_amount: int = Field(default=10, ge=1, description="getMessages amount when 0 or absent")
     http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
     contracts_dir: Path = Field(default=REPO_ROOT, description="folder holding wsdl/ and xsd/")
     log_level: str = "INFO"

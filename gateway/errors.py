@@ -32,6 +32,8 @@ class ErrorCode(enum.Enum):
     BODY_TOO_LARGE = ("SCE012", FaultSide.CLIENT, "The message is larger than the gateway accepts")
     PROVIDER_RESPONSE_INVALID = ("SCE013", FaultSide.SERVER, "The service provider's answer is not a valid message")
     SERVICE_NOT_ON_CHANNEL = ("SCE014", FaultSide.CLIENT, "The service is not available on this channel")
+    UNKNOWN_MESSAGE = ("SCE020", FaultSide.CLIENT, "The message does not exist")
+    UNKNOWN_CHAIN = ("SCE021", FaultSide.CLIENT, "The message chain does not exist")
     UNSUPPORTED_OPERATION = ("SCE018", FaultSide.CLIENT, "The operation is not supported at this address")
     HEADER_NOT_UNDERSTOOD = ("SCE019", FaultSide.CLIENT, "A mandatory SOAP header was not understood")
     INTERNAL_ERROR = ("SCE909", FaultSide.SERVER, "Internal gateway error")

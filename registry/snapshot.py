@@ -37,6 +37,7 @@ class SenderView:
     sender_id: str
     password_hash: str | None
     organisation_bin: str
+    response_delivery_point_id: int | None
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,16 @@ class ServiceView:
     default_delivery_point_id: int | None
     security_mode: int
     send_mode: str | None
+    status_change_notification: bool
+    delivery_notification: bool
     routes: dict[str, int]
     users: frozenset[str]
 
     def offers_sync(self) -> bool:
         return self.interaction_mode in ("SYNC", "SYNC_ASYNC")
+
+    def offers_async(self) -> bool:
+        return self.interaction_mode in ("ASYNC", "SYNC_ASYNC")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,10 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
     with Session(engine) as session:
         version = read_version(session)
         systems = list(session.scalars(select(InformationSystem).options(selectinload(InformationSystem.organisation))))
-        senders = {s.sender_id: SenderView(s.sender_id, s.password_hash, s.organisation.bin) for s in systems}
+        senders = {
+            s.sender_id: SenderView(s.sender_id, s.password_hash, s.organisation.bin, s.response_delivery_point_id)
+            for s in systems
+        }
         sender_ids = {s.id: s.sender_id for s in systems}
         services = {}
         query = select(Service).options(
@@ -87,6 +96,8 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
                 default_delivery_point_id=svc.default_delivery_point_id,
                 security_mode=svc.security_mode,
                 send_mode=svc.send_mode,
+                status_change_notification=svc.status_change_notification,
+                delivery_notification=svc.delivery_notification,
                 routes={r.name: r.delivery_point_id for r in svc.routes},
                 users=frozenset(sender_ids[u.consumer_is_id] for u in svc.users),
             )

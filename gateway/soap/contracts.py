@@ -17,9 +17,10 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+\.(wsdl|xsd)$")
 SERVICE_WSDL_BY_PATH = {
     "/bip-sync/": "SyncChannelHttp_Service.wsdl",
     "/bip-sync-wss-gost/": "SyncChannelHttp_Service.wsdl",
+    "/bip-async/": "AsyncChannelHttp_Service.wsdl",
 }
 # The endpoint a service WSDL fetched by file name (``/wsdl/<name>``) points at.
-ENDPOINT_OF_SERVICE_WSDL = {"SyncChannelHttp_Service.wsdl": "/bip-sync/"}
+ENDPOINT_OF_SERVICE_WSDL = {"SyncChannelHttp_Service.wsdl": "/bip-sync/", "AsyncChannelHttp_Service.wsdl": "/bip-async/"}
 
 
 class ContractDocuments:

@@ -1,0 +1,132 @@
+"""The IAsyncChannel front door: dispatch on the Body's operation element, answer or fault, journal refusals."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.channels.async_channel import AsyncChannel
+from gateway.errors import ErrorCode, GatewayError
+from gateway.soap import async_messages as wire
+from gateway.soap.envelope import build_envelope, build_fault, parse_envelope, parse_xml
+from gateway.soap.values import format_datetime, new_session_id
+from gateway.store.messages import StoredMessage
+from journals.logging_journal import JournalRecord, LoggingJournal
+
+log = logging.getLogger(__name__)
+
+STATUS_TEXT = {
+    "ON_DELIVERY": "The message is being delivered",
+    "DELIVERED": "The message has been delivered",
+    "NOT_DELIVERED": "The message could not be delivered",
+    "DELIVERY_STOPPED": "Delivery is stopped: the recipient's delivery point is switched off",
+}
+
+
+def message_info_of(message: StoredMessage) -> wire.MessageInfo:
+    """The wire view of a stored message (its sender's password was never stored)."""
+    return wire.MessageInfo(
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        service_id=message.service_id,
+        message_type=message.message_type,
+        route_id=message.route_id,
+        message_date=message.message_date,
+        sender_id=message.sender_id,
+        properties=[wire.Property(key, value) for key, value in message.properties],
+    )
+
+
+def stored_data(message: StoredMessage) -> etree._Element:
+    return parse_xml(message.data.encode("utf-8"))
+
+
+class AsyncEndpoint:
+    """Handles one POSTed envelope on the asynchronous channel."""
+
+    def __init__(self, channel: AsyncChannel, journal: LoggingJournal) -> None:
+        self._channel = channel
+        self._journal = journal
+
+    def handle(self, body: bytes) -> tuple[int, bytes]:
+        """Process ``body``; returns the HTTP status and the response envelope."""
+        session_id, received_at = new_session_id(), datetime.now(UTC)
+        operation = wire.SEND_MESSAGE
+        info: wire.MessageInfo | None = None
+        try:
+            envelope = parse_envelope(body)
+            operation = envelope.payload_qname
+            if operation == wire.SEND_MESSAGE:
+                info, data = wire.read_send_message(envelope.payload)
+                answer = self._send_message(info, data, session_id, received_at)
+            elif operation == wire.GET_MESSAGE_STATUS:
+                answer = self._message_status(wire.read_get_message_status(envelope.payload), session_id)
+            elif operation == wire.GET_MESSAGES:
+                answer = self._get_messages(wire.read_get_messages(envelope.payload), session_id)
+            elif operation == wire.SEND_DELIVERY_NOTIFICATION:
+                answer = self._delivery_notification(wire.read_send_delivery_notification(envelope.payload), session_id)
+            else:
+                raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{operation} is not served here")
+            return 200, build_envelope(answer)
+        except GatewayError as exc:
+            return self._refuse(operation, exc, session_id, received_at, info)
+        except Exception:
+            log.exception("async call %s failed", session_id)
+            return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info)
+
+    def reject(self, error: GatewayError) -> tuple[int, bytes]:
+        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
+        return self._refuse(wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None)
+
+    def _refuse(
+        self, operation: str, error: GatewayError, session_id: str, received_at: datetime, info: wire.MessageInfo | None
+    ) -> tuple[int, bytes]:
+        record = JournalRecord(
+            channel="ASYNC",
+            state="REJECTED",
+            received_at=received_at,
+            message_type=info.message_type if info else None,
+            sender=info.sender_id if info else None,
+            service_id=info.service_id if info else None,
+            correlation_id=info.correlation_id if info else None,
+            session_id=session_id,
+            error_code=error.error.code,
+        )
+        try:
+            self._journal.write([record])
+        except Exception:
+            log.exception("journal write failed for async call %s", session_id)
+            error = GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable")
+        fault_element = wire.FAULT_OF.get(operation, wire.FAULT_OF[wire.SEND_MESSAGE])
+        return 500, build_fault(fault_element, error, datetime.now(UTC), session_id)
+
+    def _send_message(self, info: wire.MessageInfo, data: etree._Element, session_id: str, received_at: datetime) -> etree._Element:
+        accepted = self._channel.send_message(info, data, session_id, received_at)
+        return wire.build_send_message_response(
+            accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
+        )
+
+    def _message_status(self, query: wire.StatusQuery, session_id: str) -> etree._Element:
+        message = self._channel.message_status(query.message_id, query.credentials)
+        text = STATUS_TEXT[message.state] + (f": {message.last_error}" if message.last_error else "")
+        return wire.build_get_message_status_response(
+            state=message.state,
+            status_code=message.state,
+            status_message=text,
+            status_date=format_datetime(message.state_changed_at),
+            response_date=format_datetime(datetime.now(UTC)),
+            session_id=session_id,
+        )
+
+    def _get_messages(self, query: wire.MessagesQuery, session_id: str) -> etree._Element:
+        messages = self._channel.get_messages(query)
+        return wire.build_get_messages_response(
+            format_datetime(datetime.now(UTC)),
+            session_id,
+            [(message_info_of(message), stored_data(message)) for message in messages],
+        )
+
+    def _delivery_notification(self, notification: wire.DeliveryNotification, session_id: str) -> etree._Element:
+        notification_id = self._channel.delivery_notification(notification)
+        return wire.build_send_delivery_notification_response(notification_id, format_datetime(datetime.now(UTC)), session_id)

@@ -1,0 +1,208 @@
+"""The asynchronous message store: accepting messages durably, selecting them, and moving them between states.
+
+Every state change writes the message's new state, its logging-journal row and, when the sender asked for
+status changes, the status notification task, in one transaction.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+
+from gateway.store.models import AsyncMessage, DeliveryTask
+from journals.group_commit import GroupCommit, MultiRowInsert
+from journals.logging_journal import JournalRecord, LoggingJournal
+
+ON_DELIVERY, DELIVERED, NOT_DELIVERED, DELIVERY_STOPPED = "ON_DELIVERY", "DELIVERED", "NOT_DELIVERED", "DELIVERY_STOPPED"
+MESSAGE_TASK, STATUS_TASK = "MESSAGE", "STATUS"
+PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A row of the message store, read-only."""
+
+    message_id: str
+    correlation_id: str
+    service_id: str
+    message_type: str
+    route_id: str | None
+    message_date: str
+    sender_id: str
+    recipient_id: str
+    properties: list[list[str]]
+    data: str
+    delivery_mode: str
+    state: str
+    fetched: bool
+    receive_status: str | None
+    session_id: str
+    accepted_at: datetime
+    state_changed_at: datetime
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: AsyncMessage) -> StoredMessage:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Everything stored when a message is accepted."""
+
+    message: dict[str, object]
+    journal: JournalRecord
+    push_point_id: int | None
+
+
+def journal_record(message: StoredMessage | dict[str, object], state: str, **extra: object) -> JournalRecord:
+    """The logging-journal row of ``message`` entering ``state``."""
+    get = message.get if isinstance(message, dict) else message.__getattribute__
+    return JournalRecord(
+        channel="ASYNC",
+        state=state,
+        message_id=get("message_id"),
+        correlation_id=get("correlation_id"),
+        message_type=get("message_type"),
+        sender=get("sender_id"),
+        recipient=get("recipient_id"),
+        service_id=get("service_id"),
+        route_id=get("route_id"),
+        session_id=get("session_id"),
+        **extra,
+    )
+
+
+class MessageStore:
+    """Reads and writes the asynchronous channel's messages and delivery tasks."""
+
+    def __init__(self, engine: Engine, journal: LoggingJournal) -> None:
+        self._engine = engine
+        self._journal = journal
+        self._messages = MultiRowInsert(engine, AsyncMessage.__table__)
+        self._tasks = MultiRowInsert(engine, DeliveryTask.__table__)
+        self._accepts: GroupCommit[Acceptance] = GroupCommit(engine, self._write_acceptances)
+
+    def accept(self, acceptance: Acceptance) -> None:
+        """Store the message, its delivery task (PUSH) and its journal row in one transaction; return once
+        committed. Concurrent acceptances share transactions."""
+        self._accepts.submit(acceptance)
+
+    def _write_acceptances(self, connection: Connection, acceptances: list[Acceptance]) -> None:
+        self._messages.execute(connection, [a.message for a in acceptances])
+        tasks = [
+            new_task(MESSAGE_TASK, str(a.message["message_id"]), a.push_point_id, a.message["accepted_at"])
+            for a in acceptances
+            if a.push_point_id is not None
+        ]
+        if tasks:
+            self._tasks.execute(connection, tasks)
+        self._journal.write_in(connection, [a.journal for a in acceptances])
+
+    def begin(self):  # noqa: ANN201 - SQLAlchemy's transaction context manager
+        """A transaction for several state changes that must land together."""
+        return self._engine.begin()
+
+    def find(self, message_id: str) -> StoredMessage | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(AsyncMessage).where(AsyncMessage.message_id == message_id)).first()
+        return StoredMessage.of(row) if row else None
+
+    def chain_request(self, correlation_id: str) -> StoredMessage | None:
+        """The REQUEST that opened the chain ``correlation_id``."""
+        query = select(AsyncMessage).where(
+            AsyncMessage.correlation_id == correlation_id, AsyncMessage.message_type == "REQUEST"
+        )
+        with self._engine.connect() as connection:
+            row = connection.execute(query.order_by(AsyncMessage.id).limit(1)).first()
+        return StoredMessage.of(row) if row else None
+
+    def select_for_recipient(
+        self, recipient_id: str, service_id: str, message_id: str | None, correlation_id: str | None, amount: int
+    ) -> list[StoredMessage]:
+        """The three getMessages selection rules, oldest first, only messages addressed to ``recipient_id``.
+
+        By ``messageId`` or ``correlationId`` any message of the recipient matches; without them, PULL messages
+        not yet fetched and still on delivery."""
+        conditions = [AsyncMessage.recipient_id == recipient_id, AsyncMessage.service_id == service_id]
+        if message_id is not None:
+            conditions.append(AsyncMessage.message_id == message_id)
+        elif correlation_id is not None:
+            conditions.append(AsyncMessage.correlation_id == correlation_id)
+        else:
+            conditions += [
+                AsyncMessage.delivery_mode == "PULL",
+                AsyncMessage.fetched.is_(False),
+                AsyncMessage.state == ON_DELIVERY,
+            ]
+        query = select(AsyncMessage).where(and_(*conditions)).order_by(AsyncMessage.id).limit(amount)
+        with self._engine.connect() as connection:
+            return [StoredMessage.of(row) for row in connection.execute(query)]
+
+    def mark_fetched(self, messages: list[StoredMessage], delivered: bool, notify_point_of: dict[str, int | None]) -> None:
+        """Record that ``messages`` were handed out by getMessages; ``delivered`` moves them to DELIVERED."""
+        with self._engine.begin() as connection:
+            ids = [m.message_id for m in messages]
+            connection.execute(update(AsyncMessage).where(AsyncMessage.message_id.in_(ids)).values(fetched=True))
+            sent = now()
+            for message in messages:
+                if delivered and message.state == ON_DELIVERY:
+                    self.change_state(connection, message, DELIVERED, notify_point_of.get(message.message_id), sent_at=sent)
+                else:
+                    self._journal.write_in(connection, [journal_record(message, message.state, sent_at=sent)])
+
+    def change_state(
+        self,
+        connection: Connection,
+        message: StoredMessage,
+        state: str,
+        notify_point_id: int | None,
+        error: str | None = None,
+        **journal_extra: object,
+    ) -> None:
+        """Move ``message`` to ``state`` within the caller's transaction: the row, its journal row, and the
+        status notification task when ``notify_point_id`` names where the sender wants them."""
+        changed_at = now()
+        values: dict[str, object] = {"state": state, "state_changed_at": changed_at}
+        if error is not None:
+            values["last_error"] = error[:1000]
+        connection.execute(update(AsyncMessage).where(AsyncMessage.message_id == message.message_id).values(**values))
+        self._journal.write_in(connection, [journal_record(message, state, **journal_extra)])
+        if notify_point_id is not None and state != message.state:
+            task = new_task(STATUS_TASK, message.message_id, notify_point_id, changed_at)
+            task["notified_state"] = state
+            connection.execute(insert(DeliveryTask), task)
+
+    def transition(self, message: StoredMessage, state: str, notify_point_id: int | None, **journal_extra: object) -> None:
+        """:meth:`change_state` in a transaction of its own."""
+        with self._engine.begin() as connection:
+            self.change_state(connection, message, state, notify_point_id, **journal_extra)
+
+    def set_receive_status(self, connection: Connection, message_id: str, receive_status: str, refetch: bool) -> None:
+        values: dict[str, object] = {"receive_status": receive_status}
+        if refetch:
+            values["fetched"] = False
+        connection.execute(update(AsyncMessage).where(AsyncMessage.message_id == message_id).values(**values))
+
+
+def new_task(kind: str, message_id: str, point_id: int | None, created_at: object) -> dict[str, object]:
+    """A pending delivery task row, due at once."""
+    return {
+        "kind": kind,
+        "message_id": message_id,
+        "delivery_point_id": point_id,
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": created_at,
+        "created_at": created_at,
+    }
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
