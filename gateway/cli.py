@@ -38,10 +38,46 @@ def migrate_command() -> None:
 @click.option("--workers", type=int, help="worker processes (GATEWAY_WORKERS)")
 @click.option("--threads", type=int, help="threads per worker (GATEWAY_THREADS)")
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
-    """Run the gateway under gunicorn."""
+    """Run the gateway under gunicorn, with a delivery worker beside it unless GATEWAY_DELIVERY_IN_SERVE=false."""
     settings = _settings(host=host, port=port, workers=workers, threads=threads)
     migrate(make_engine(settings.database_url))
     _run_server(settings)
+
+
+@main.command()
+def worker() -> None:
+    """Deliver asynchronous messages (PUSH) and status notifications until stopped."""
+    from gateway.delivery.runner import run_worker_forever
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    click.echo(f"delivery worker started ({settings.delivery_threads} threads, database {_safe_url(settings.database_url)})")
+    run_worker_forever(settings, engine)
+
+
+@main.group()
+def delivery() -> None:
+    """Delivery points at run time."""
+
+
+@delivery.command("enable")
+@click.argument("point", type=int)
+def delivery_enable(point: int) -> None:
+    """Switch delivery point POINT back on after its breaker switched it off; its queued messages go out."""
+    from gateway.delivery.guard import DeliveryGuard
+    from gateway.store.messages import MessageStore
+    from journals.logging_journal import LoggingJournal
+    from registry.snapshot import build_snapshot
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    with engine.begin() as connection:
+        if not DeliveryGuard(engine, settings.breaker_probe_seconds).switch_on(point, "Switched on by an administrator", connection):
+            click.echo(f"delivery point {point} is not switched off")
+            return
+        MessageStore(engine, LoggingJournal(engine)).resume_point(connection, point, build_snapshot(engine))
+    click.echo(f"delivery point {point} switched on; its queued messages are due now")
 
 
 @main.command()
@@ -78,7 +114,13 @@ def _run_server(settings: Settings) -> None:
         for address in wsdl_addresses(settings):
             click.echo(f"WSDL: {address}")
 
-    GatewayServer(settings, when_ready=announce).run()
+    delivery_worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"]) if settings.delivery_in_serve else None
+    try:
+        GatewayServer(settings, when_ready=announce).run()
+    finally:
+        if delivery_worker is not None:
+            delivery_worker.send_signal(signal.SIGTERM)
+            delivery_worker.wait(timeout=60)
 
 
 def _safe_url(url: str) -> str:
@@ -137,7 +179,7 @@ def emulators() -> None:
 
 
 @emulators.command("run")
-@click.argument("name", type=click.Choice(["sync-provider"]))
+@click.argument("name", type=click.Choice(["sync-provider", "push-recipient"]))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=DEMO_PROVIDER_PORT, show_default=True)
 @click.option("--delay-ms", type=int, default=0, help="answer this much later")
@@ -152,12 +194,18 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
     from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
     from gateway.errors import ErrorInfo
 
-    behaviour = ProviderBehaviour(
-        delay_seconds=delay_ms / 1000,
-        fault=ErrorInfo("PROVIDER_DOWN", "Emulated provider failure", datetime.now(UTC)) if fault else None,
-        sign_data=sign_data,
-    )
-    app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
+    from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+
+    app: object
+    if name == "push-recipient":
+        app = PushRecipientEmulator(RecipientBehaviour(fail_next=10**9 if fault else 0, delay_seconds=delay_ms / 1000))
+    else:
+        behaviour = ProviderBehaviour(
+            delay_seconds=delay_ms / 1000,
+            fault=ErrorInfo("PROVIDER_DOWN", "Emulated provider failure", datetime.now(UTC)) if fault else None,
+            sign_data=sign_data,
+        )
+        app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
     click.echo(f"{name} emulator on http://{host}:{port}/ (pid {os.getpid()})")
     serve_forever(app, host, port)
 

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="how often a process checks whether the registry changed"
     )
     get_messages_default_amount: int = Field(default=10, ge=1, description="getMessages amount when 0 or absent")
+    delivery_in_serve: bool = Field(default=True, description="gateway serve also runs a delivery worker process")
+    delivery_threads: int = Field(default=8, ge=1, description="concurrent deliveries per worker process")
+    delivery_poll_seconds: float = Field(default=0.2, gt=0, description="how often a worker looks for due deliveries")
+    delivery_lease_margin_seconds: float = Field(
+        default=30.0, gt=0, description="a claimed delivery's lease: the longest asyncCallTimeout plus this"
+    )
+    retry_base_seconds: float = Field(default=5.0, gt=0, description="first retry delay; doubles per attempt")
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="longest retry delay")
+    breaker_probe_seconds: float = Field(
+        default=0.0, ge=0, description="half-open probe of a switched-off point after this long (0: administrator only)"
+    )
     http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
     contracts_dir: Path = Field(default=REPO_ROOT, description="folder holding wsdl/ and xsd/")
     log_level: str = "INFO"

@@ -14,6 +14,7 @@ from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
 from gateway.emulators.http import BackgroundServer
+from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from registry.credentials import hash_password
 from registry.loader import apply_registry, parse_registry
@@ -79,19 +80,51 @@ def provider(provider_emulator: SyncProviderEmulator) -> Iterator[SyncProviderEm
     provider_emulator.behaviour = ProviderBehaviour()
 
 
-def registry_text_for(provider_url: str) -> str:
+PUSH_PATHS = ("provider", "initiator", "throttled", "flaky", "breaker")
+
+
+class PushRecipients:
+    """One PUSH recipient emulator per path, behind one loopback server."""
+
+    def __init__(self) -> None:
+        self.by_path = {path: PushRecipientEmulator() for path in PUSH_PATHS}
+
+    def __call__(self, environ, start_response):  # noqa: ANN001, ANN204 - WSGI
+        name = (environ.get("PATH_INFO") or "/").strip("/")
+        return self.by_path[name](environ, start_response)
+
+
+@pytest.fixture(scope="session")
+def push_server() -> Iterator[tuple[PushRecipients, str]]:
+    recipients = PushRecipients()
+    with BackgroundServer(recipients) as server:
+        yield recipients, server.url
+
+
+@pytest.fixture()
+def push(push_server: tuple[PushRecipients, str]) -> Iterator[dict[str, PushRecipientEmulator]]:
+    """The PUSH recipients by path, with default behaviour for this test."""
+    for emulator in push_server[0].by_path.values():
+        emulator.behaviour = RecipientBehaviour()
+    yield push_server[0].by_path
+    for emulator in push_server[0].by_path.values():
+        emulator.behaviour = RecipientBehaviour()
+
+
+def registry_text_for(provider_url: str, push_url: str = "http://127.0.0.1:9") -> str:
     return (
         (TESTS / "test_registry.yaml")
         .read_text(encoding="utf-8")
         .replace("{provider}", provider_url)
+        .replace("{push}", push_url)
         .replace("{closed}", f"http://127.0.0.1:{free_port()}")
         .replace("{smartbridge_hash}", hash_password("123"))
     )
 
 
 @pytest.fixture(scope="session")
-def loaded_registry(engine: Engine, provider_url: str) -> None:
-    apply_registry(engine, parse_registry(registry_text_for(provider_url)))
+def loaded_registry(engine: Engine, provider_url: str, push_server: tuple[PushRecipients, str]) -> None:
+    apply_registry(engine, parse_registry(registry_text_for(provider_url, push_server[1])))
 
 
 def gateway_settings(database_url: str, **overrides: object) -> Settings:
@@ -111,3 +144,19 @@ def gateway_app(database_url: str, engine: Engine, loaded_registry: None) -> Ite
 def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
     with BackgroundServer(gateway_app) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def delivery_worker(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[object]:
+    """An in-process delivery worker polling fast, with short retry delays."""
+    from gateway.delivery.runner import build_worker, start_scheduler
+
+    settings = gateway_settings(
+        database_url, delivery_poll_seconds=0.05, retry_base_seconds=0.05, retry_max_seconds=0.2,
+        delivery_lease_margin_seconds=5.0,
+    )
+    worker = build_worker(settings, engine)
+    scheduler = start_scheduler(worker, settings)
+    yield worker
+    scheduler.shutdown(wait=True)
+    worker.close()

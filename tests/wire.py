@@ -122,3 +122,77 @@ def journal_rows(engine: Engine, session_id: str) -> list[LoggingJournalEntry]:
     with Session(engine) as session:
         query = select(LoggingJournalEntry).where(LoggingJournalEntry.session_id == session_id).order_by(LoggingJournalEntry.id)
         return list(session.scalars(query))
+
+
+ASYNC_TYPES = "http://bip.bee.kz/AsyncChannel/v10/Types"
+
+
+def async_envelope(operation: str, request: str) -> str:
+    return (
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Body>'
+        f'<ns2:{operation} xmlns:ns2="{ASYNC_TYPES}"><request>{request}</request></ns2:{operation}>'
+        f"</soapenv:Body></soapenv:Envelope>"
+    )
+
+
+def sender(sender_id: str, password: str | None) -> str:
+    pwd = f"<password>{password}</password>" if password is not None else ""
+    return f"<sender><senderId>{sender_id}</senderId>{pwd}</sender>"
+
+
+def async_send(
+    service_id: str,
+    sender_id: str = "pep",
+    password: str | None = "pep-test-password",
+    message_type: str = "REQUEST",
+    correlation_id: str | None = None,
+    data: str = "<data><query xmlns='urn:test'><iin>931002451325</iin></query></data>",
+    route_id: str | None = None,
+) -> str:
+    correlation = f"<correlationId>{correlation_id}</correlationId>" if correlation_id else ""
+    route = f"<routeId>{route_id}</routeId>" if route_id else ""
+    return async_envelope(
+        "sendMessage",
+        f"<messageInfo>{correlation}<serviceId>{service_id}</serviceId><messageType>{message_type}</messageType>{route}"
+        f"<messageDate>2026-11-22T12:00:00+05:00</messageDate>{sender(sender_id, password)}"
+        f"<properties><key>k</key><value>v</value></properties></messageInfo><messageData>{data}</messageData>",
+    )
+
+
+def get_messages(service_id: str, sender_id: str, password: str, message_id: str | None = None,
+                 correlation_id: str | None = None, amount: int | None = None) -> str:
+    parts = f"<messageId>{message_id}</messageId>" if message_id else ""
+    parts += f"<correlationId>{correlation_id}</correlationId>" if correlation_id else ""
+    parts += f"<serviceId>{service_id}</serviceId>{sender(sender_id, password)}"
+    parts += f"<amount>{amount}</amount>" if amount is not None else ""
+    return async_envelope("getMessages", parts)
+
+
+def get_status(message_id: str, sender_id: str, password: str) -> str:
+    return async_envelope(
+        "getMessageStatus",
+        f"<messageId>{message_id}</messageId><requestDate>2026-11-22T12:00:00Z</requestDate>{sender(sender_id, password)}",
+    )
+
+
+def delivery_notification(message_id: str, service_id: str, status: str, resend: str, sender_id: str, password: str) -> str:
+    return async_envelope(
+        "sendDeliveryNotification",
+        f"<notification><messageId>{message_id}</messageId><serviceId>{service_id}</serviceId>"
+        f"<notificationDate>2026-11-22T12:00:00Z</notificationDate><deliveryStatus><receiveStatus>{status}</receiveStatus>"
+        f"<statusDate>2026-11-22T12:00:00Z</statusDate><resendMessage>{resend}</resendMessage></deliveryStatus>"
+        f"</notification><requestDate>2026-11-22T12:00:00Z</requestDate>{sender(sender_id, password)}",
+    )
+
+
+def wait_for(condition, seconds: float = 15.0, interval: float = 0.05):  # noqa: ANN001, ANN201
+    """Poll ``condition`` until it returns something truthy (bounded); fail the test when time runs out."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {seconds} s")

@@ -22,6 +22,7 @@ from gateway.store.messages import (
     new_message_id,
     new_task,
     now,
+    status_notification_point,
 )
 from gateway.store.models import DeliveryTask
 from registry.snapshot import RegistrySnapshot, RegistryCache, ServiceView
@@ -59,14 +60,6 @@ class AsyncChannel:
         if not service.offers_async():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is a synchronous service")
         return service
-
-    def status_notification_point(self, snapshot: RegistrySnapshot, message: StoredMessage) -> int | None:
-        """Where the sender of ``message`` receives status changes, if its service asks for them."""
-        service = snapshot.services.get(message.service_id)
-        sender = snapshot.senders.get(message.sender_id)
-        if service is None or sender is None or not service.status_change_notification:
-            return None
-        return sender.response_delivery_point_id
 
     def send_message(self, info: MessageInfo, data: etree._Element, session_id: str, received_at: datetime) -> Accepted:
         """Accept a message: check sender, access and chain, store it durably with its journal row."""
@@ -148,7 +141,7 @@ class AsyncChannel:
         amount = query.amount or self._default_amount
         messages = self._store.select_for_recipient(caller, service.key, query.message_id, query.correlation_id, amount)
         if messages:
-            notify = {m.message_id: self.status_notification_point(snapshot, m) for m in messages}
+            notify = {m.message_id: status_notification_point(snapshot, m) for m in messages}
             self._store.mark_fetched(messages, delivered=not service.delivery_notification, notify_point_of=notify)
         return messages
 
@@ -159,7 +152,7 @@ class AsyncChannel:
         message = self._store.find(notification.message_id)
         if message is None or message.recipient_id != caller or message.service_id != notification.service_id:
             raise GatewayError(ErrorCode.UNKNOWN_MESSAGE, f"no message {notification.message_id!r} addressed to {caller}")
-        notify = self.status_notification_point(snapshot, message)
+        notify = status_notification_point(snapshot, message)
         resend = notification.receive_status == NOT_ACCEPTED and notification.resend
         if notification.receive_status == ACCEPTED:
             state = DELIVERED

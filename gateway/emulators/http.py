@@ -13,6 +13,12 @@ from typing import Any
 from cheroot.wsgi import Server
 
 
+def reply(start_response: Any, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> list[bytes]:
+    """Answer a WSGI request with ``body``."""
+    start_response(f"{status} {'OK' if status == 200 else 'Error'}", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class BackgroundServer:
     """A threaded HTTP server in a background thread; ``url`` is its base address."""
 

@@ -19,8 +19,9 @@ from lxml import etree
 
 from gateway.emulators.data_signer import DataSigner
 from gateway.errors import ErrorInfo, GatewayError
-from gateway.soap.envelope import build_envelope, error_info_element, parse_envelope
-from gateway.soap.namespaces import SOAP_ENV, XS, XSI
+from gateway.emulators.http import reply
+from gateway.soap.envelope import build_envelope, fault_envelope, parse_envelope
+from gateway.soap.namespaces import XS, XSI
 from gateway.soap.sync_messages import (
     SEND_MESSAGE,
     SEND_MESSAGE_FAULT,
@@ -63,7 +64,7 @@ class SyncProviderEmulator:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
-            return _reply(start_response, 200, b"sync provider emulator: POST a SendMessage envelope\n", "text/plain")
+            return reply(start_response, 200, b"sync provider emulator: POST a SendMessage envelope\n", "text/plain")
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         with self._lock:
             self.received.append(ReceivedRequest(environ.get("PATH_INFO", "/"), body))
@@ -71,16 +72,16 @@ class SyncProviderEmulator:
         if behaviour.delay_seconds:
             time.sleep(behaviour.delay_seconds)
         if behaviour.http_status is not None:
-            return _reply(start_response, behaviour.http_status, b"emulated HTTP failure\n", "text/plain")
+            return reply(start_response, behaviour.http_status, b"emulated HTTP failure\n", "text/plain")
         try:
             envelope = parse_envelope(body)
             request = read_send_message(envelope.payload) if envelope.payload_qname == SEND_MESSAGE else None
         except GatewayError:
             request = None
         if request is None:
-            return _reply(start_response, 500, _fault(ErrorInfo("SCE001", "Message format error", datetime.now(UTC))))
+            return reply(start_response, 500, _fault(ErrorInfo("SCE001", "Message format error", datetime.now(UTC))))
         if behaviour.fault is not None:
-            return _reply(start_response, 500, _fault(behaviour.fault))
+            return reply(start_response, 500, _fault(behaviour.fault))
         response = SyncResponse(
             message_id=str(uuid.uuid4()),
             correlation_id=request.message_id,
@@ -89,7 +90,7 @@ class SyncProviderEmulator:
             status_message=SUCCESS_MESSAGE,
             data=self._answer_data(request, behaviour.sign_data),
         )
-        return _reply(start_response, 200, build_envelope(build_send_message_response(response, None)))
+        return reply(start_response, 200, build_envelope(build_send_message_response(response, None)))
 
     def _answer_data(self, request: SyncRequest, sign: bool) -> etree._Element:
         answer = etree.Element(f"{{{EMULATOR_NS}}}answer", nsmap={None: EMULATOR_NS})
@@ -113,14 +114,4 @@ class SyncProviderEmulator:
 
 
 def _fault(info: ErrorInfo) -> bytes:
-    fault = etree.Element(f"{{{SOAP_ENV}}}Fault")
-    etree.SubElement(fault, "faultcode").text = "soap:Server"
-    etree.SubElement(fault, "faultstring").text = info.message
-    detail = etree.SubElement(fault, "detail")
-    detail.append(error_info_element(SEND_MESSAGE_FAULT, info, nsmap={"ns2": SEND_MESSAGE_FAULT[1:].split("}")[0]}))
-    return build_envelope(fault)
-
-
-def _reply(start_response: Any, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> list[bytes]:
-    start_response(f"{status} {'OK' if status == 200 else 'Error'}", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
+    return fault_envelope(SEND_MESSAGE_FAULT, info, "Server", info.message)

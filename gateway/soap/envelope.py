@@ -119,20 +119,25 @@ def error_info_element(tag: str, info: ErrorInfo, nsmap: dict[str | None, str] |
     return element
 
 
-def build_fault(fault_element_tag: str, error: GatewayError, when: datetime, session_id: str | None) -> bytes:
-    """A SOAP 1.1 Fault whose detail is the operation's ``…Fault1_…Fault`` ErrorInfo element."""
-    code = error.error
-    info = ErrorInfo(
-        code=code.code, message=code.message, date=when, data=error.data, sub_error=error.sub_error, session_id=session_id
-    )
+def fault_envelope(fault_element_tag: str, info: ErrorInfo, faultcode: str, faultstring: str) -> bytes:
+    """A SOAP 1.1 Fault whose detail is the operation's ``…Fault1_…Fault`` element holding ``info``."""
     fault = etree.Element(f"{{{SOAP_ENV}}}Fault")
-    faultcode = "MustUnderstand" if code is ErrorCode.HEADER_NOT_UNDERSTOOD else code.side.value
     etree.SubElement(fault, "faultcode").text = f"soap:{faultcode}"
-    etree.SubElement(fault, "faultstring").text = str(error)
+    etree.SubElement(fault, "faultstring").text = faultstring
     detail = etree.SubElement(fault, "detail")
     namespace = fault_element_tag[1:].split("}", 1)[0]
     detail.append(error_info_element(fault_element_tag, info, nsmap={"ns2": namespace}))
     return build_envelope(fault)
+
+
+def build_fault(fault_element_tag: str, error: GatewayError, when: datetime, session_id: str | None) -> bytes:
+    """The gateway's fault for ``error``: its catalogue code and message, what exactly was wrong as errorData."""
+    code = error.error
+    info = ErrorInfo(
+        code=code.code, message=code.message, date=when, data=error.data, sub_error=error.sub_error, session_id=session_id
+    )
+    faultcode = "MustUnderstand" if code is ErrorCode.HEADER_NOT_UNDERSTOOD else code.side.value
+    return fault_envelope(fault_element_tag, info, faultcode, str(error))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, and_, insert, select, update
 from gateway.store.models import AsyncMessage, DeliveryTask
 from journals.group_commit import GroupCommit, MultiRowInsert
 from journals.logging_journal import JournalRecord, LoggingJournal
+from registry.snapshot import RegistrySnapshot
 
 ON_DELIVERY, DELIVERED, NOT_DELIVERED, DELIVERY_STOPPED = "ON_DELIVERY", "DELIVERED", "NOT_DELIVERED", "DELIVERY_STOPPED"
 MESSAGE_TASK, STATUS_TASK = "MESSAGE", "STATUS"
@@ -77,6 +78,15 @@ def journal_record(message: StoredMessage | dict[str, object], state: str, **ext
         session_id=get("session_id"),
         **extra,
     )
+
+
+def status_notification_point(snapshot: RegistrySnapshot, message: StoredMessage) -> int | None:
+    """Where the sender of ``message`` receives status changes, if its service asks for them."""
+    service = snapshot.services.get(message.service_id)
+    sender = snapshot.senders.get(message.sender_id)
+    if service is None or sender is None or not service.status_change_notification:
+        return None
+    return sender.response_delivery_point_id
 
 
 class MessageStore:
@@ -183,6 +193,32 @@ class MessageStore:
         """:meth:`change_state` in a transaction of its own."""
         with self._engine.begin() as connection:
             self.change_state(connection, message, state, notify_point_id, **journal_extra)
+
+    def journal_in(self, connection: Connection, records: list[JournalRecord]) -> None:
+        self._journal.write_in(connection, records)
+
+    def queued_for(self, connection: Connection, point_id: int, state: str) -> list[StoredMessage]:
+        """Messages in ``state`` with a pending PUSH task to ``point_id``."""
+        pending = select(DeliveryTask.message_id).where(
+            DeliveryTask.delivery_point_id == point_id, DeliveryTask.state == PENDING, DeliveryTask.kind == MESSAGE_TASK
+        )
+        rows = connection.execute(select(AsyncMessage).where(AsyncMessage.message_id.in_(pending), AsyncMessage.state == state))
+        return [StoredMessage.of(row) for row in rows]
+
+    def stop_point(self, connection: Connection, point_id: int, snapshot: RegistrySnapshot) -> None:
+        """A point was switched off: its queued messages are DELIVERY_STOPPED until it is back."""
+        for message in self.queued_for(connection, point_id, ON_DELIVERY):
+            self.change_state(connection, message, DELIVERY_STOPPED, status_notification_point(snapshot, message))
+
+    def resume_point(self, connection: Connection, point_id: int, snapshot: RegistrySnapshot) -> None:
+        """A point is back: its stopped messages are ON_DELIVERY again and due at once."""
+        for message in self.queued_for(connection, point_id, DELIVERY_STOPPED):
+            self.change_state(connection, message, ON_DELIVERY, status_notification_point(snapshot, message))
+        connection.execute(
+            update(DeliveryTask)
+            .where(DeliveryTask.delivery_point_id == point_id, DeliveryTask.state == PENDING)
+            .values(next_attempt_at=now())
+        )
 
     def set_receive_status(self, connection: Connection, message_id: str, receive_status: str, refetch: bool) -> None:
         values: dict[str, object] = {"receive_status": receive_status}

@@ -1,0 +1,55 @@
+"""Running delivery workers on APScheduler: the polling job and the half-open probe job."""
+from __future__ import annotations
+
+import signal
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from gateway.config import Settings
+from gateway.delivery.guard import DeliveryGuard
+from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.worker import DeliveryWorker, WorkerSettings
+from gateway.store.messages import MessageStore
+from journals.logging_journal import LoggingJournal
+from registry.snapshot import RegistryCache
+
+
+def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
+    """A delivery worker wired to ``engine`` with ``settings``."""
+    return DeliveryWorker(
+        engine=engine,
+        registry=RegistryCache(engine, settings.registry_refresh_seconds),
+        store=MessageStore(engine, LoggingJournal(engine)),
+        guard=DeliveryGuard(engine, settings.breaker_probe_seconds),
+        client=SoapClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes),
+        settings=WorkerSettings(
+            threads=settings.delivery_threads,
+            lease_margin_seconds=settings.delivery_lease_margin_seconds,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+        ),
+    )
+
+
+def start_scheduler(worker: DeliveryWorker, settings: Settings) -> BackgroundScheduler:
+    """Poll for due deliveries (and probe switched-off points, when configured) in the background."""
+    scheduler = BackgroundScheduler()
+    scheduler.add_job(worker.poll, "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
+    if settings.breaker_probe_seconds > 0:
+        scheduler.add_job(worker.probe, "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler
+
+
+def run_worker_forever(settings: Settings, engine: Engine) -> None:
+    """``gateway worker``: deliver until SIGTERM or Ctrl-C, then finish the deliveries in flight."""
+    worker = build_worker(settings, engine)
+    scheduler = start_scheduler(worker, settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    worker.close()

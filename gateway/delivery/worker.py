@@ -1,0 +1,299 @@
+"""The delivery worker: PUSH deliveries and status notifications, with leases, throttle, retries and breaker.
+
+Any number of worker processes, on any number of machines, share the queue through the database only: a task
+is claimed by setting a lease on it (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite), and a
+claim never takes a task whose lease is still running. A worker that dies leaves its leases to expire; the task
+is then claimed again, so every accepted message is delivered at least once (docs/async.md says how recipients
+de-duplicate).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+from sqlalchemy import Engine, or_, select, update
+
+from gateway.delivery.guard import DeliveryGuard
+from gateway.delivery.soap_client import SoapClient
+from gateway.errors import GatewayError
+from gateway.soap import async_messages as wire
+from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
+from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
+from gateway.soap.values import format_datetime, new_session_id
+from gateway.store.messages import (
+    DELIVERED,
+    DONE,
+    FAILED,
+    MESSAGE_TASK,
+    NOT_DELIVERED,
+    PENDING,
+    MessageStore,
+    StoredMessage,
+    journal_record,
+    status_notification_point,
+)
+from gateway.store.models import DeliveryTask
+from registry.snapshot import DeliveryPointView, RegistryCache, RegistrySnapshot
+
+log = logging.getLogger(__name__)
+DEFAULT_CALL_TIMEOUT = 40.0  # the registry example's asyncCallTimeout, for points that set none
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    threads: int
+    lease_margin_seconds: float
+    retry_base_seconds: float
+    retry_max_seconds: float
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: int
+    kind: str
+    message_id: str
+    delivery_point_id: int
+    notified_state: str | None
+    attempts: int
+
+
+class DeliveryWorker:
+    """Claims due tasks and delivers them on a thread pool, never more at once than it has threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: RegistryCache,
+        store: MessageStore,
+        guard: DeliveryGuard,
+        client: SoapClient,
+        settings: WorkerSettings,
+    ) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._store = store
+        self._guard = guard
+        self._client = client
+        self._settings = settings
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="delivery")
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def poll(self) -> int:
+        """Claim as many due tasks as there are idle threads and start them; returns how many were started."""
+        with self._lock:
+            free = self._settings.threads - self._busy
+        if free <= 0:
+            return 0
+        snapshot = self._registry.current()
+        tasks = self._claim(snapshot, free)
+        for task in tasks:
+            with self._lock:
+                self._busy += 1
+            self._pool.submit(self._run, task)
+        return len(tasks)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _lease_seconds(self, snapshot: RegistrySnapshot) -> float:
+        longest = max((p.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT for p in snapshot.delivery_points.values()), default=DEFAULT_CALL_TIMEOUT)
+        return longest + self._settings.lease_margin_seconds
+
+    def _claim(self, snapshot: RegistrySnapshot, limit: int, probe_point: int | None = None) -> list[ClaimedTask]:
+        """Lease up to ``limit`` due tasks of points that are on, or one task of ``probe_point`` (switched off)."""
+        clock = datetime.now(UTC)
+        claimable = (
+            (DeliveryTask.state == PENDING)
+            & (DeliveryTask.next_attempt_at <= clock)
+            & or_(DeliveryTask.lease_until.is_(None), DeliveryTask.lease_until < clock)
+        )
+        if probe_point is not None:
+            claimable &= DeliveryTask.delivery_point_id == probe_point
+        else:
+            off = set(self._guard.switched_off()) | {p.id for p in snapshot.delivery_points.values() if not p.enabled}
+            if off:
+                claimable &= DeliveryTask.delivery_point_id.not_in(off)
+        due = (
+            select(DeliveryTask.id)
+            .where(claimable)
+            .order_by(DeliveryTask.next_attempt_at, DeliveryTask.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        lease_until = clock + timedelta(seconds=self._lease_seconds(snapshot))
+        claim = (
+            update(DeliveryTask)
+            .where(DeliveryTask.id.in_(due), claimable)  # the second test keeps SQLite claims exclusive too
+            .values(lease_owner=self._owner, lease_until=lease_until)
+            .returning(
+                DeliveryTask.id,
+                DeliveryTask.kind,
+                DeliveryTask.message_id,
+                DeliveryTask.delivery_point_id,
+                DeliveryTask.notified_state,
+                DeliveryTask.attempts,
+            )
+        )
+        with self._engine.begin() as connection:
+            return [ClaimedTask(*row) for row in connection.execute(claim)]
+
+    def probe(self) -> None:
+        """Half-open probes: one delivery to each switched-off point whose cool-down has passed."""
+        clock = datetime.now(UTC)
+        snapshot = self._registry.current()
+        for point_id, probe_after in self._guard.switched_off().items():
+            point = snapshot.delivery_points.get(point_id)
+            if point is None or probe_after is None or _aware(probe_after) > clock:
+                continue
+            for task in self._claim(snapshot, 1, probe_point=point_id):
+                self._probe_with(task, point, snapshot)
+
+    def _probe_with(self, task: ClaimedTask, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
+        message = self._store.find(task.message_id)
+        if message is None:
+            return
+        error = self._call(
+            point,
+            build_envelope(self._payload(task, message)),
+            time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT),
+            expected=self._expected_answer(task),
+        )
+        with self._engine.begin() as connection:
+            if error is not None:
+                # Not an attempt of the message's: the point is off, the probe only tests it.
+                self._guard.postpone_probe(point.id, connection)
+                self._set_task(connection, task)
+                return
+            self._guard.switch_on(point.id, "Half-open probe delivered a message; delivery resumed", connection)
+            self._store.resume_point(connection, point.id, snapshot)
+        self._succeeded(task, self._store.find(task.message_id) or message, snapshot)
+
+    def _run(self, task: ClaimedTask) -> None:
+        try:
+            self.deliver(task)
+        except Exception:
+            log.exception("delivery task %s failed unexpectedly; its lease will expire and it will be retried", task.id)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def deliver(self, task: ClaimedTask) -> None:
+        """Make one delivery attempt for ``task`` and record its outcome."""
+        snapshot = self._registry.current()
+        point = snapshot.delivery_points.get(task.delivery_point_id)
+        message = self._store.find(task.message_id)
+        if point is None or message is None:
+            self._finish(task, FAILED, "delivery point or message no longer exists")
+            return
+        wait = self._guard.take_call_slot(point)
+        if wait > 0:
+            self._postpone(task, wait)
+            return
+        body = build_envelope(self._payload(task, message))
+        timeout = float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        error = self._call(point, body, time.monotonic() + timeout, expected=self._expected_answer(task))
+        if error is None:
+            self._succeeded(task, message, snapshot)
+        else:
+            self._failed(task, message, point, snapshot, error)
+
+    @staticmethod
+    def _expected_answer(task: ClaimedTask) -> str:
+        return wire.SEND_MESSAGE_RESPONSE if task.kind == MESSAGE_TASK else wire.CHANGE_STATUS_NOTIFICATION_RESPONSE
+
+    def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
+        if task.kind == MESSAGE_TASK:
+            return wire.build_push_send_message(message_info_of(message), stored_data(message), message.session_id)
+        state = task.notified_state or message.state
+        return wire.build_change_status_notification(
+            notification_id=str(uuid.uuid4()),
+            message_id=message.message_id,
+            notification_date=format_datetime(datetime.now(UTC)),
+            state=state,
+            status_code=state,
+            status_message=STATUS_TEXT[state],
+            error=None,
+            session_id=new_session_id(),
+        )
+
+    def _call(self, point: DeliveryPointView, body: bytes, deadline: float, expected: str) -> str | None:
+        """POST to the recipient; None on success, else why it failed."""
+        try:
+            answer = self._client.post(point.url, body, deadline)
+        except GatewayError as exc:
+            return str(exc)
+        try:
+            payload = parse_envelope(answer.body).payload
+        except GatewayError as exc:
+            return f"HTTP {answer.status}: {exc.data}"
+        fault = find_fault(payload)
+        if fault is not None:
+            detail = f"{fault.detail.code} {fault.detail.message}" if fault.detail else fault.faultstring
+            return f"SOAP Fault: {detail}"
+        if answer.status != 200 or payload.tag != expected:
+            return f"HTTP {answer.status}, unexpected answer {payload.tag}"
+        return None
+
+    def _succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
+        sent_at = datetime.now(UTC)
+        with self._engine.begin() as connection:
+            self._set_task(connection, task, state=DONE, attempts=task.attempts + 1, last_error=None)
+            if task.kind != MESSAGE_TASK:
+                return
+            service = snapshot.services.get(message.service_id)
+            if service is not None and service.delivery_notification:
+                # Delivered for good only when the recipient confirms with sendDeliveryNotification (Q13).
+                self._store.journal_in(connection, [journal_record(message, message.state, sent_at=sent_at)])
+            else:
+                self._store.change_state(connection, message, DELIVERED, status_notification_point(snapshot, message), sent_at=sent_at)
+
+    def _failed(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot, error: str) -> None:
+        attempts = task.attempts + 1
+        with self._engine.begin() as connection:
+            outcome = self._guard.record_failure(point, error, connection)
+            if attempts > point.retry_count:
+                self._set_task(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
+                if task.kind == MESSAGE_TASK:
+                    self._store.change_state(connection, message, NOT_DELIVERED, status_notification_point(snapshot, message), error=error)
+            else:
+                delay = min(self._settings.retry_base_seconds * 2 ** (attempts - 1), self._settings.retry_max_seconds)
+                self._set_task(
+                    connection, task, attempts=attempts, last_error=error[:1000],
+                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
+                )
+            if outcome.switched_off:
+                self._store.stop_point(connection, point.id, snapshot)
+        log.warning("delivery of %s to point %s failed (attempt %d): %s", task.message_id, point.id, attempts, error)
+
+    def _postpone(self, task: ClaimedTask, seconds: float) -> None:
+        """Throttled: try again when a slot frees up; not an attempt, not a failure."""
+        with self._engine.begin() as connection:
+            self._set_task(connection, task, next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds))
+
+    def _finish(self, task: ClaimedTask, state: str, error: str) -> None:
+        with self._engine.begin() as connection:
+            self._set_task(connection, task, state=state, last_error=error)
+
+    def _set_task(self, connection, task: ClaimedTask, **values: object) -> None:  # noqa: ANN001
+        # Only the lease holder may write; the lease is released with the write.
+        connection.execute(
+            update(DeliveryTask)
+            .where(DeliveryTask.id == task.id, DeliveryTask.lease_owner == self._owner)
+            .values(lease_owner=None, lease_until=None, **values)
+        )
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
