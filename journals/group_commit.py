@@ -87,7 +87,7 @@ class MultiRowInsert:
         columns = [column for column in table.columns if not (column.primary_key and column.autoincrement is not False)]
         self._table_name = table.name
         self._columns = [column.name for column in columns]
-        self._converters = [column.type.bind_processor(dialect) for column in columns]
+        self._converters = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
         self._placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
         self._statements: dict[int, str] = {}
 
