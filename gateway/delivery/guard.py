@@ -1,8 +1,9 @@
 """Per-delivery-point throttle and breaker, kept in the database so every worker process agrees.
 
 Throttle (gateway-rules.md Q1): at most ``throttlingRequestCount`` calls in any window of ``throttlingTimeout``
-seconds, as an exact sliding window over the start times of the recent calls. A call over the limit is not made
-and not counted as a failure: the caller is told how long to wait.
+seconds, as an exact sliding window over the start times of the recent calls, widened by 10 % so that the
+recipient, which sees the calls arrive with some jitter, never counts more either. A call over the limit is not
+made and not counted as a failure: the caller is told how long to wait.
 
 Breaker (Q4, Q5): failed calls are counted in a sliding window of ``maxErrorInterval`` seconds; at ``maxErrors``
 the delivery point is switched off, its messages stay queued, and an incident is opened. It comes back by an
@@ -18,10 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.store.models import DeliveryPointState
 from journals.models import IncidentJournalEntry
 from registry.snapshot import DeliveryPointView
+
+
+THROTTLE_WINDOW_SAFETY = 1.1
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,16 @@ class FailureOutcome:
 
 def _locked_state(connection: Connection, point_id: int) -> DeliveryPointState:
     table = DeliveryPointState.__table__
-    locked = connection.execute(
-        update(table).where(table.c.delivery_point_id == point_id).values(delivery_point_id=table.c.delivery_point_id)
-    ).rowcount
-    if not locked:
-        connection.execute(insert(table).values(delivery_point_id=point_id, recent_calls=[], recent_failures=[], switched_off=False))
+    lock = update(table).where(table.c.delivery_point_id == point_id).values(delivery_point_id=table.c.delivery_point_id)
+    if not connection.execute(lock).rowcount:
+        # First use of this point: create its row; a concurrent creator may win, which is as good.
+        dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        connection.execute(
+            dialect_insert(table)
+            .values(delivery_point_id=point_id, recent_calls=[], recent_failures=[], switched_off=False)
+            .on_conflict_do_nothing()
+        )
+        connection.execute(lock)
     return connection.execute(select(table).where(table.c.delivery_point_id == point_id)).one()
 
 
@@ -53,7 +64,7 @@ class DeliveryGuard:
         """Take a call slot under the point's throttle: 0 when the call may go now, else seconds to wait."""
         if not (point.throttling_enabled and point.throttling_request_count and point.throttling_timeout_sec):
             return 0.0
-        window, limit = float(point.throttling_timeout_sec), point.throttling_request_count
+        window, limit = float(point.throttling_timeout_sec) * THROTTLE_WINDOW_SAFETY, point.throttling_request_count
         with self._engine.begin() as connection:
             state = _locked_state(connection, point.id)
             clock = time.time()

@@ -95,7 +95,13 @@ class DeliveryWorker:
         if free <= 0:
             return 0
         snapshot = self._registry.current()
-        tasks = self._claim(snapshot, free)
+        switched_off = self._guard.switched_off()
+        if switched_off:
+            # Messages queued for a switched-off point, also those accepted since it went off, show as stopped.
+            with self._engine.begin() as connection:
+                for point_id in switched_off:
+                    self._store.stop_point(connection, point_id, snapshot)
+        tasks = self._claim(snapshot, free, switched_off=set(switched_off))
         for task in tasks:
             with self._lock:
                 self._busy += 1
@@ -109,7 +115,9 @@ class DeliveryWorker:
         longest = max((p.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT for p in snapshot.delivery_points.values()), default=DEFAULT_CALL_TIMEOUT)
         return longest + self._settings.lease_margin_seconds
 
-    def _claim(self, snapshot: RegistrySnapshot, limit: int, probe_point: int | None = None) -> list[ClaimedTask]:
+    def _claim(
+        self, snapshot: RegistrySnapshot, limit: int, switched_off: set[int] | None = None, probe_point: int | None = None
+    ) -> list[ClaimedTask]:
         """Lease up to ``limit`` due tasks of points that are on, or one task of ``probe_point`` (switched off)."""
         clock = datetime.now(UTC)
         claimable = (
@@ -120,7 +128,7 @@ class DeliveryWorker:
         if probe_point is not None:
             claimable &= DeliveryTask.delivery_point_id == probe_point
         else:
-            off = set(self._guard.switched_off()) | {p.id for p in snapshot.delivery_points.values() if not p.enabled}
+            off = (switched_off or set()) | {p.id for p in snapshot.delivery_points.values() if not p.enabled}
             if off:
                 claimable &= DeliveryTask.delivery_point_id.not_in(off)
         due = (

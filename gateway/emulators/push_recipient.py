@@ -56,6 +56,7 @@ class PushRecipientEmulator:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
             return reply(start_response, 200, b"push recipient emulator\n", "text/plain")
+        arrived = time.time()
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         with self._lock:
             self.attempts += 1
@@ -89,7 +90,7 @@ class PushRecipientEmulator:
         else:
             return reply(start_response, 500, _fault(wire.SEND_MESSAGE, "SCE018", "Unsupported operation"))
         with self._lock:
-            self.received.append(Received(operation, time.time(), message_id, state, body))
+            self.received.append(Received(operation, arrived, message_id, state, body))
         return reply(start_response, 200, build_envelope(answer))
 
 
