@@ -80,7 +80,7 @@ def provider(provider_emulator: SyncProviderEmulator) -> Iterator[SyncProviderEm
     provider_emulator.behaviour = ProviderBehaviour()
 
 
-PUSH_PATHS = ("provider", "initiator", "throttled", "flaky", "breaker")
+PUSH_PATHS = ("provider", "initiator", "throttled", "flaky", "breaker", "slow", "bulk")
 
 
 class PushRecipients:
@@ -146,7 +146,7 @@ def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def delivery_worker(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[object]:
     """An in-process delivery worker polling fast, with short retry delays."""
     from gateway.delivery.runner import build_worker, start_scheduler

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, case, literal, or_, select, update
 
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.soap_client import SoapClient
@@ -111,9 +111,15 @@ class DeliveryWorker:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _lease_seconds(self, snapshot: RegistrySnapshot) -> float:
-        longest = max((p.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT for p in snapshot.delivery_points.values()), default=DEFAULT_CALL_TIMEOUT)
-        return longest + self._settings.lease_margin_seconds
+    def _lease_until(self, snapshot: RegistrySnapshot, clock: datetime) -> ColumnElement[datetime]:
+        """Each task's lease: its delivery point's call timeout plus the margin, from ``clock``."""
+        margin = self._settings.lease_margin_seconds
+        by_point = {
+            point.id: clock + timedelta(seconds=(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT) + margin)
+            for point in snapshot.delivery_points.values()
+        }
+        default = clock + timedelta(seconds=DEFAULT_CALL_TIMEOUT + margin)
+        return case(by_point, value=DeliveryTask.delivery_point_id, else_=default) if by_point else literal(default)
 
     def _claim(
         self, snapshot: RegistrySnapshot, limit: int, switched_off: set[int] | None = None, probe_point: int | None = None
@@ -139,7 +145,7 @@ class DeliveryWorker:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        lease_until = clock + timedelta(seconds=self._lease_seconds(snapshot))
+        lease_until = self._lease_until(snapshot, clock)
         claim = (
             update(DeliveryTask)
             .where(DeliveryTask.id.in_(due), claimable)  # the second test keeps SQLite claims exclusive too

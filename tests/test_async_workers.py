@@ -1,0 +1,84 @@
+"""Worker processes sharing one queue: a worker killed mid-delivery loses nothing; two workers never deliver
+the same message twice."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+from tests.conftest import REPO_ROOT
+from tests.test_async_channel import accepted, status_of
+from tests.wire import async_send, post, wait_for
+
+
+@pytest.fixture()
+def async_url(gateway_url: str) -> str:
+    return f"{gateway_url}/bip-async/"
+
+
+@pytest.fixture()
+def start_worker(database_url: str, loaded_registry: None) -> Iterator[object]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        env = dict(
+            os.environ,
+            GATEWAY_DATABASE_URL=database_url,
+            GATEWAY_DELIVERY_POLL_SECONDS="0.05",
+            GATEWAY_DELIVERY_LEASE_MARGIN_SECONDS="1",
+            GATEWAY_RETRY_BASE_SECONDS="0.1",
+            GATEWAY_DELIVERY_THREADS="8",
+            GATEWAY_REGISTRY_REFRESH_SECONDS="0",
+        )
+        process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], cwd=REPO_ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def accept_many(async_url: str, service: str, count: int) -> list[str]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda _: accepted(post(async_url, async_send(service)))[0], range(count)))
+
+
+def test_worker_killed_mid_delivery_loses_nothing(async_url: str, push: dict[str, PushRecipientEmulator], start_worker) -> None:  # noqa: ANN001
+    recipient = push["slow"]
+    recipient.behaviour = RecipientBehaviour(delay_seconds=1.0)
+    ids = accept_many(async_url, "AsyncSlow", 20)
+    worker = start_worker()
+    wait_for(lambda: recipient.attempts >= 4, seconds=30)  # deliveries are in flight now
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    recipient.behaviour = RecipientBehaviour()
+    start_worker()
+    wait_for(lambda: set(ids) <= {r.message_id for r in recipient.messages()}, seconds=60)
+    for message_id in ids:
+        wait_for(lambda: status_of(async_url, message_id, "pep", "pep-test-password") == "DELIVERED", seconds=30)
+
+
+def test_two_workers_drain_the_queue_once_each_message(
+    async_url: str, push: dict[str, PushRecipientEmulator], start_worker, database_url: str  # noqa: ANN001
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several worker processes sharing one queue is the PostgreSQL set-up (SKIP LOCKED)")
+    recipient = push["bulk"]
+    ids = accept_many(async_url, "AsyncBulk", 2000)
+    start_worker()
+    start_worker()
+    wait_for(lambda: set(ids) <= {r.message_id for r in recipient.messages()}, seconds=180, interval=0.5)
+    delivered = Counter(r.message_id for r in recipient.messages())
+    assert set(delivered) == set(ids)
+    assert max(delivered.values()) == 1, f"delivered twice: {[m for m, n in delivered.items() if n > 1][:5]}"
