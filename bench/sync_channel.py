@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import urllib3
 
-REPO = Path(__file__).resolve().parents[1]
+from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+
 TARGET_CPU_MS = 2.0
 REGISTRY = """
 organisations:
@@ -53,86 +49,10 @@ ENVELOPE = (
     "<address>Astana, Mangilik El 8</address></person></data></requestData></request></ns2:SendMessage>"
     "</soapenv:Body></soapenv:Envelope>"
 )
-HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 
-@dataclass
-class Run:
-    name: str
-    requests: int
-    seconds: float
-    latencies: list[float]
-    errors: int
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, seconds: float = 30.0) -> None:
-    http = urllib3.PoolManager(retries=False)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            http.request("GET", url, timeout=1.0)
-            return
-        except urllib3.exceptions.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def drive(name: str, url: str, total: int, concurrency: int, time_limit: float) -> Run:
-    """Send ``total`` requests from ``concurrency`` threads (stopping early at ``time_limit`` seconds)."""
-    pool = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=30.0)
-    latencies: list[float] = []
-    errors = [0]
-    counter = iter(range(total))
-    lock = threading.Lock()
-    stop_at = time.monotonic() + time_limit
-
-    def worker() -> None:
-        while time.monotonic() < stop_at:
-            with lock:
-                if next(counter, None) is None:
-                    return
-            body = ENVELOPE.format(message_id=uuid.uuid4()).encode()
-            started = time.perf_counter()
-            response = pool.request("POST", url, body=body, headers=HEADERS)
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                if response.status != 200:
-                    errors[0] += 1
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return Run(name, len(latencies), time.perf_counter() - started, latencies, errors[0])
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    """CPU time (user + system) of a process and all its live children."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+def make_body() -> bytes:
+    return ENVELOPE.format(message_id=uuid.uuid4()).encode()
 
 
 def main() -> None:
@@ -150,7 +70,8 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     provider_port, gateway_port = free_port(), free_port()
     env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port),
-               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads), GATEWAY_LOG_LEVEL="warning")
+               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads), GATEWAY_LOG_LEVEL="warning",
+               GATEWAY_DELIVERY_IN_SERVE="false")
     registry_file = workdir / "registry.yaml"
     registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")
     gateway_cmd = [sys.executable, "-m", "gateway.cli"]
@@ -164,16 +85,16 @@ def main() -> None:
         provider_url = f"http://127.0.0.1:{provider_port}/provider"
         gateway_url = f"http://127.0.0.1:{gateway_port}/bip-sync/"
         warmup = min(200, args.requests)
-        drive("warm-up direct", provider_url, warmup, args.concurrency, args.time_limit)
-        drive("warm-up gateway", gateway_url, warmup, args.concurrency, args.time_limit)
+        drive("warm-up direct", provider_url, make_body, warmup, args.concurrency, args.time_limit)
+        drive("warm-up gateway", gateway_url, make_body, warmup, args.concurrency, args.time_limit)
         gateway_process, provider_process = psutil.Process(gateway.pid), psutil.Process(provider.pid)
         direct_runs, gateway_runs, gateway_cpu, provider_cpu = [], [], [], []
         for _ in range(args.passes):
             before = cpu_seconds(provider_process)
-            direct_runs.append(drive("provider directly", provider_url, args.requests, args.concurrency, args.time_limit))
+            direct_runs.append(drive("provider directly", provider_url, make_body, args.requests, args.concurrency, args.time_limit))
             provider_cpu.append((cpu_seconds(provider_process) - before) / direct_runs[-1].requests * 1000)
             before = cpu_seconds(gateway_process)
-            gateway_runs.append(drive("through the gateway", gateway_url, args.requests, args.concurrency, args.time_limit))
+            gateway_runs.append(drive("through the gateway", gateway_url, make_body, args.requests, args.concurrency, args.time_limit))
             gateway_cpu.append((cpu_seconds(gateway_process) - before) / gateway_runs[-1].requests * 1000)
     finally:
         for process in (gateway, provider):
@@ -196,10 +117,6 @@ def main() -> None:
           f"CPU per message gateway/provider {cpu_ms / provider_ms:.2f}")
     if any(run.errors for run in direct_runs + gateway_runs):
         raise SystemExit("errors during the run")
-
-
-def median_run(runs: list[Run]) -> Run:
-    return sorted(runs, key=lambda run: run.throughput)[len(runs) // 2]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""What the benchmarks share: free ports, waiting for servers, bounded load loops, CPU accounting."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+import urllib3
+
+HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+
+
+@dataclass
+class Run:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    def result(self) -> LoadResult:
+        return LoadResult(self.requests, self.throughput, self.percentile(0.5), self.percentile(0.99), self.errors)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, seconds: float = 30.0) -> None:
+    http = urllib3.PoolManager(retries=False)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            http.request("GET", url, timeout=1.0)
+            return
+        except urllib3.exceptions.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def drive(name: str, url: str, make_body: Callable[[], bytes], total: int, concurrency: int, time_limit: float) -> Run:
+    """Send ``total`` requests from ``concurrency`` threads (stopping early at ``time_limit`` seconds)."""
+    pool = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=30.0)
+    latencies: list[float] = []
+    errors = [0]
+    counter = iter(range(total))
+    lock = threading.Lock()
+    stop_at = time.monotonic() + time_limit
+
+    def worker() -> None:
+        while time.monotonic() < stop_at:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            body = make_body()
+            started = time.perf_counter()
+            response = pool.request("POST", url, body=body, headers=HEADERS)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if response.status != 200:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(name, len(latencies), time.perf_counter() - started, latencies, errors[0])
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU time (user + system) of a process and all its live children."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda run: run.throughput)[len(runs) // 2]
+
+
+WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class LoadResult:
+    """One load run's figures, whichever client produced them."""
+
+    requests: int
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def drive_wrk(url: str, body: bytes, seconds: int, concurrency: int) -> LoadResult:
+    """POST ``body`` to ``url`` for ``seconds`` over ``concurrency`` kept-alive connections with wrk."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{body.decode()}]]\n"
+        'wrk.headers["Content-Type"] = "text/xml; charset=utf-8"\n'
+        'wrk.headers["SOAPAction"] = \'""\'\n'
+    )
+    script.close()
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        check=True, capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout
+    latency = {p: float(v) * _UNIT_MS[u] for p, v, u in WRK_LATENCY.findall(output)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return LoadResult(
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        throughput=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=latency.get("50", 0.0),
+        p99_ms=latency.get("99", 0.0),
+        errors=(int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    )
