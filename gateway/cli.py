@@ -18,6 +18,7 @@ from registry.loader import RegistryFileError, load_registry_file, parse_registr
 
 SAMPLE_REGISTRY = Path(__file__).resolve().parents[1] / "registry" / "sample_registry.yaml"
 DEMO_PROVIDER_PORT = 8091
+DEMO_RECIPIENT_PORT = 8092
 
 
 @click.group()
@@ -83,23 +84,27 @@ def delivery_enable(point: int) -> None:
 @main.command()
 @click.option("--port", type=int, help="gateway port (GATEWAY_PORT)")
 def demo(port: int | None) -> None:
-    """The embedded default: SQLite, the sample registry, the provider emulator and the gateway on localhost."""
+    """The embedded default: SQLite, the sample registry, the emulators, the gateway and its delivery worker."""
     settings = _settings(port=port)
     engine = make_engine(settings.database_url)
     migrate(engine)
     summary = load_registry_file(engine, SAMPLE_REGISTRY)
     engine.dispose()
     click.echo(f"sample registry loaded: {summary.services} services, {summary.information_systems} information systems")
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port", str(DEMO_PROVIDER_PORT)]
-    )
+    emulators = [
+        (emulator_port, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", name, "--port", str(emulator_port)]))
+        for name, emulator_port in (("sync-provider", DEMO_PROVIDER_PORT), ("push-recipient", DEMO_RECIPIENT_PORT))
+    ]
     try:
-        _wait_for(f"http://127.0.0.1:{DEMO_PROVIDER_PORT}/", emulator)
-        click.echo(f"provider emulator on http://127.0.0.1:{DEMO_PROVIDER_PORT}/provider")
+        for emulator_port, process in emulators:
+            _wait_for(f"http://127.0.0.1:{emulator_port}/", process)
+        click.echo(f"provider emulator on http://127.0.0.1:{DEMO_PROVIDER_PORT}/provider, "
+                   f"PUSH recipient emulator on http://127.0.0.1:{DEMO_RECIPIENT_PORT}/push")
         _run_server(settings)
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=10)
+        for _, process in emulators:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
 
 
 def _settings(**overrides: object) -> Settings:

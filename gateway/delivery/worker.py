@@ -102,10 +102,11 @@ class DeliveryWorker:
                 for point_id in switched_off:
                     self._store.stop_point(connection, point_id, snapshot)
         tasks = self._claim(snapshot, free, switched_off=set(switched_off))
+        messages = self._store.find_many([task.message_id for task in tasks]) if tasks else {}
         for task in tasks:
             with self._lock:
                 self._busy += 1
-            self._pool.submit(self._run, task)
+            self._pool.submit(self._run, task, messages.get(task.message_id))
         return len(tasks)
 
     def close(self) -> None:
@@ -193,20 +194,19 @@ class DeliveryWorker:
             self._store.resume_point(connection, point.id, snapshot)
         self._succeeded(task, self._store.find(task.message_id) or message, snapshot)
 
-    def _run(self, task: ClaimedTask) -> None:
+    def _run(self, task: ClaimedTask, message: StoredMessage | None) -> None:
         try:
-            self.deliver(task)
+            self.deliver(task, message)
         except Exception:
             log.exception("delivery task %s failed unexpectedly; its lease will expire and it will be retried", task.id)
         finally:
             with self._lock:
                 self._busy -= 1
 
-    def deliver(self, task: ClaimedTask) -> None:
-        """Make one delivery attempt for ``task`` and record its outcome."""
+    def deliver(self, task: ClaimedTask, message: StoredMessage | None) -> None:
+        """Make one delivery attempt for ``task`` (its message read at claim time) and record its outcome."""
         snapshot = self._registry.current()
         point = snapshot.delivery_points.get(task.delivery_point_id)
-        message = self._store.find(task.message_id)
         if point is None or message is None:
             self._finish(task, FAILED, "delivery point or message no longer exists")
             return

@@ -124,6 +124,11 @@ class MessageStore:
             row = connection.execute(select(AsyncMessage).where(AsyncMessage.message_id == message_id)).first()
         return StoredMessage.of(row) if row else None
 
+    def find_many(self, message_ids: list[str]) -> dict[str, StoredMessage]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(AsyncMessage).where(AsyncMessage.message_id.in_(message_ids)))
+            return {row.message_id: StoredMessage.of(row) for row in rows}
+
     def chain_request(self, correlation_id: str) -> StoredMessage | None:
         """The REQUEST that opened the chain ``correlation_id``."""
         query = select(AsyncMessage).where(
