@@ -96,7 +96,6 @@ class DeliveryGuard:
                     kind="BREAKER_TRIPPED",
                     delivery_point_id=point.id,
                     delay_cause=f"{len(failures)} failed deliveries within {point.max_error_interval_sec} s; last: {reason}"[:2000],
-                    administrator_notified_at=switched_at,
                 ).returning(IncidentJournalEntry.id)
             ).scalar_one()
             values.update(

@@ -29,15 +29,13 @@ from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_dat
 from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
-    DELIVERED,
-    DONE,
     FAILED,
     MESSAGE_TASK,
     NOT_DELIVERED,
     PENDING,
+    Completion,
     MessageStore,
     StoredMessage,
-    journal_record,
     status_notification_point,
 )
 from gateway.store.models import DeliveryTask
@@ -260,17 +258,20 @@ class DeliveryWorker:
         return None
 
     def _succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
-        sent_at = datetime.now(UTC)
-        with self._engine.begin() as connection:
-            self._set_task(connection, task, state=DONE, attempts=task.attempts + 1, last_error=None)
-            if task.kind != MESSAGE_TASK:
-                return
-            service = snapshot.services.get(message.service_id)
-            if service is not None and service.delivery_notification:
-                # Delivered for good only when the recipient confirms with sendDeliveryNotification (Q13).
-                self._store.journal_in(connection, [journal_record(message, message.state, sent_at=sent_at)])
-            else:
-                self._store.change_state(connection, message, DELIVERED, status_notification_point(snapshot, message), sent_at=sent_at)
+        is_message = task.kind == MESSAGE_TASK
+        service = snapshot.services.get(message.service_id)
+        # With deliveryNotification, delivered for good only when the recipient confirms (Q13).
+        delivered = is_message and not (service is not None and service.delivery_notification)
+        self._store.complete(
+            Completion(
+                task_id=task.id,
+                lease_owner=self._owner,
+                message=message if is_message else None,
+                delivered=delivered,
+                notify_point_id=status_notification_point(snapshot, message) if delivered else None,
+                sent_at=datetime.now(UTC),
+            )
+        )
 
     def _failed(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot, error: str) -> None:
         attempts = task.attempts + 1

@@ -54,6 +54,18 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A delivery the recipient answered: its task is done; a PUSHed message may be DELIVERED with it."""
+
+    task_id: int
+    lease_owner: str
+    message: StoredMessage | None  # None for a status notification
+    delivered: bool
+    notify_point_id: int | None
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
 class Acceptance:
     """Everything stored when a message is accepted."""
 
@@ -98,6 +110,7 @@ class MessageStore:
         self._messages = MultiRowInsert(engine, AsyncMessage.__table__)
         self._tasks = MultiRowInsert(engine, DeliveryTask.__table__)
         self._accepts: GroupCommit[Acceptance] = GroupCommit(engine, self._write_acceptances)
+        self._completions: GroupCommit[Completion] = GroupCommit(engine, self._write_completions)
 
     def accept(self, acceptance: Acceptance) -> None:
         """Store the message, its delivery task (PUSH) and its journal row in one transaction; return once
@@ -114,6 +127,38 @@ class MessageStore:
         if tasks:
             self._tasks.execute(connection, tasks)
         self._journal.write_in(connection, [a.journal for a in acceptances])
+
+    def complete(self, completion: Completion) -> None:
+        """Record a successful delivery (group-committed with other workers' threads' completions)."""
+        self._completions.submit(completion)
+
+    def _write_completions(self, connection: Connection, completions: list[Completion]) -> None:
+        for owner in {c.lease_owner for c in completions}:
+            connection.execute(
+                update(DeliveryTask)
+                .where(DeliveryTask.id.in_([c.task_id for c in completions if c.lease_owner == owner]), DeliveryTask.lease_owner == owner)
+                .values(state=DONE, attempts=DeliveryTask.attempts + 1, lease_owner=None, lease_until=None, last_error=None)
+            )
+        messages = [c for c in completions if c.message is not None]
+        delivered = [c for c in messages if c.delivered and c.message.state != DELIVERED]
+        if delivered:
+            connection.execute(
+                update(AsyncMessage)
+                .where(AsyncMessage.message_id.in_([c.message.message_id for c in delivered]))
+                .values(state=DELIVERED, state_changed_at=now())
+            )
+        self._journal.write_in(
+            connection,
+            [journal_record(c.message, DELIVERED if c.delivered else c.message.state, sent_at=c.sent_at) for c in messages],
+        )
+        notices = []
+        for completion in delivered:
+            if completion.notify_point_id is not None:
+                task = new_task(STATUS_TASK, completion.message.message_id, completion.notify_point_id, completion.sent_at)
+                task["notified_state"] = DELIVERED
+                notices.append(task)
+        if notices:
+            self._tasks.execute(connection, notices)
 
     def begin(self):  # noqa: ANN201 - SQLAlchemy's transaction context manager
         """A transaction for several state changes that must land together."""
@@ -198,9 +243,6 @@ class MessageStore:
         """:meth:`change_state` in a transaction of its own."""
         with self._engine.begin() as connection:
             self.change_state(connection, message, state, notify_point_id, **journal_extra)
-
-    def journal_in(self, connection: Connection, records: list[JournalRecord]) -> None:
-        self._journal.write_in(connection, records)
 
     def queued_for(self, connection: Connection, point_id: int, state: str) -> list[StoredMessage]:
         """Messages in ``state`` with a pending PUSH task to ``point_id``."""
