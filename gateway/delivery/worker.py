@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
-from sqlalchemy import ColumnElement, Engine, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, case, literal, or_, select, update
 
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.soap_client import SoapClient
@@ -278,8 +278,8 @@ class DeliveryWorker:
         with self._engine.begin() as connection:
             outcome = self._guard.record_failure(point, error, connection)
             if attempts > point.retry_count:
-                self._set_task(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
-                if task.kind == MESSAGE_TASK:
+                still_ours = self._set_task(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
+                if still_ours and task.kind == MESSAGE_TASK:
                     self._store.change_state(connection, message, NOT_DELIVERED, status_notification_point(snapshot, message), error=error)
             else:
                 delay = min(self._settings.retry_base_seconds * 2 ** (attempts - 1), self._settings.retry_max_seconds)
@@ -300,12 +300,14 @@ class DeliveryWorker:
         with self._engine.begin() as connection:
             self._set_task(connection, task, state=state, last_error=error)
 
-    def _set_task(self, connection, task: ClaimedTask, **values: object) -> None:  # noqa: ANN001
-        # Only the lease holder may write; the lease is released with the write.
-        connection.execute(
-            update(DeliveryTask)
-            .where(DeliveryTask.id == task.id, DeliveryTask.lease_owner == self._owner)
-            .values(lease_owner=None, lease_until=None, **values)
+    def _set_task(self, connection: Connection, task: ClaimedTask, **values: object) -> bool:
+        """Write the task and release its lease; False when the lease had expired and another worker holds it."""
+        return bool(
+            connection.execute(
+                update(DeliveryTask)
+                .where(DeliveryTask.id == task.id, DeliveryTask.lease_owner == self._owner)
+                .values(lease_owner=None, lease_until=None, **values)
+            ).rowcount
         )
 
 

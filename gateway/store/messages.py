@@ -6,6 +6,7 @@ status changes, the status notification task, in one transaction.
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -160,7 +161,7 @@ class MessageStore:
         if notices:
             self._tasks.execute(connection, notices)
 
-    def begin(self):  # noqa: ANN201 - SQLAlchemy's transaction context manager
+    def begin(self) -> AbstractContextManager[Connection]:
         """A transaction for several state changes that must land together."""
         return self._engine.begin()
 
