@@ -7,6 +7,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from gateway.channels.routing import resolve_delivery_point
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
@@ -112,17 +113,10 @@ class AsyncChannel:
 
     @staticmethod
     def _request_point(snapshot: RegistrySnapshot, service: ServiceView, route_id: str | None) -> int:
-        if route_id is not None:
-            point_id = service.routes.get(route_id)
-            if point_id is None:
-                raise GatewayError(ErrorCode.UNKNOWN_ROUTE, f"service {service.key} has no route {route_id!r}")
-        elif service.default_delivery_point_id is not None:
-            point_id = service.default_delivery_point_id
-        else:
-            raise GatewayError(ErrorCode.UNKNOWN_ROUTE, f"service {service.key} routes by routeId and none was given")
-        if snapshot.delivery_points[point_id].call_mode != ASYNC_CALL_MODE:
-            raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point_id} is synchronous")
-        return point_id
+        point = resolve_delivery_point(service, route_id, snapshot.delivery_points)
+        if point.call_mode != ASYNC_CALL_MODE:
+            raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is synchronous")
+        return point.id
 
     def message_status(self, message_id: str, credentials: Credentials) -> StoredMessage:
         """The message, if the caller is its sender or its recipient."""
