@@ -136,3 +136,30 @@ def test_delivery_notification_confirms_or_asks_for_resend(async_url: str) -> No
     assert status_of(async_url, message_id, "pep", "pep-test-password") == "DELIVERED"
     refused = post(async_url, delivery_notification(message_id, "AsyncPullConfirmed", "MESSAGE_ACCEPTED", "NOT_RESEND", "pep", "pep-test-password"))
     assert refused.error_code() == "SCE020", "only the recipient confirms a delivery"
+
+
+def test_zeep_client_from_the_served_async_wsdl(gateway_url: str, delivery_worker: object) -> None:
+    import datetime
+
+    import zeep
+
+    client = zeep.Client(f"{gateway_url}/bip-async/?wsdl")
+    sent = client.service.sendMessage(request={
+        "messageInfo": {
+            "serviceId": "AsyncPull", "messageType": "REQUEST", "messageDate": datetime.datetime.now(datetime.UTC),
+            "sender": {"senderId": "pep", "password": "pep-test-password"},
+        },
+        "messageData": {"data": "zeep payload"},
+    })
+    fetched_messages = client.service.getMessages(request={
+        "messageId": sent["messageId"], "serviceId": "AsyncPull",
+        "sender": {"senderId": "asyncprov", "password": "asyncprov-password"},
+    })
+    assert [m["messageInfo"]["messageId"] for m in fetched_messages["messages"]] == [sent["messageId"]]
+    assert fetched_messages["messages"][0]["messageData"]["data"] == "zeep payload"
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        client.service.getMessageStatus(request={
+            "messageId": sent["messageId"], "requestDate": datetime.datetime.now(datetime.UTC),
+            "sender": {"senderId": "pep", "password": "not-the-password"},
+        })
+    assert fault.value.detail.find(".//errorCode").text == "SCE002"

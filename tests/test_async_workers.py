@@ -27,9 +27,10 @@ def async_url(gateway_url: str) -> str:
 def start_worker(database_url: str, loaded_registry: None) -> Iterator[object]:
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(**extra_env: str) -> subprocess.Popen[bytes]:
         env = dict(
             os.environ,
+            **extra_env,
             GATEWAY_DATABASE_URL=database_url,
             GATEWAY_DELIVERY_POLL_SECONDS="0.05",
             GATEWAY_DELIVERY_LEASE_MARGIN_SECONDS="1",
@@ -82,3 +83,29 @@ def test_two_workers_drain_the_queue_once_each_message(
     delivered = Counter(r.message_id for r in recipient.messages())
     assert set(delivered) == set(ids)
     assert max(delivered.values()) == 1, f"delivered twice: {[m for m, n in delivered.items() if n > 1][:5]}"
+
+
+def test_half_open_probe_brings_a_switched_off_point_back(
+    async_url: str, push: dict[str, PushRecipientEmulator], start_worker, engine  # noqa: ANN001
+) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from gateway.store.models import DeliveryPointState
+    from journals.models import IncidentJournalEntry
+
+    recipient = push["breaker"]  # delivery point 14: retryCount 0, maxErrors 3 within 1 s
+    recipient.behaviour = RecipientBehaviour(fail_next=3)
+    start_worker(GATEWAY_BREAKER_PROBE_SECONDS="1")
+    failing = accept_many(async_url, "AsyncBreaker", 3)
+    for message_id in failing:
+        wait_for(lambda: status_of(async_url, message_id, "pep", "pep-test-password") == "NOT_DELIVERED")
+    queued, _ = accepted(post(async_url, async_send("AsyncBreaker")))
+    wait_for(lambda: status_of(async_url, queued, "pep", "pep-test-password") in ("DELIVERY_STOPPED", "DELIVERED"))
+    wait_for(lambda: status_of(async_url, queued, "pep", "pep-test-password") == "DELIVERED", seconds=20)
+    with Session(engine) as session:
+        assert not session.get(DeliveryPointState, 14).switched_off
+        incident = session.scalars(
+            select(IncidentJournalEntry).where(IncidentJournalEntry.delivery_point_id == 14).order_by(IncidentJournalEntry.id.desc())
+        ).first()
+    assert incident.closed_at is not None and "probe" in incident.measures_taken

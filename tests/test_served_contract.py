@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import urllib3
 from lxml import etree
 
@@ -18,8 +19,16 @@ def fetch(url: str) -> bytes:
     return response.data
 
 
-def test_served_documents_are_the_project_files_with_absolute_locations(gateway_url: str) -> None:
-    start = f"{gateway_url}/bip-sync/?wsdl"
+CHANNELS = {
+    "/bip-sync/": ("SyncChannelHttp_Service.wsdl", {"ISyncChannel.wsdl", "sync-v10.xsd", "sync-v10-request.xsd", "sync-v10-response.xsd", "common-v10.xsd"}),
+    "/bip-async/": ("AsyncChannelHttp_Service.wsdl", {"IAsyncChannel.wsdl", "async-v10.xsd", "async-v10-itypes.xsd", "common-v10.xsd"}),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(CHANNELS))
+def test_served_documents_are_the_project_files_with_absolute_locations(gateway_url: str, endpoint: str) -> None:
+    service_wsdl, expected = CHANNELS[endpoint]
+    start = f"{gateway_url}{endpoint}?wsdl"
     pending, seen = [start], set()
     while pending:
         url = pending.pop()
@@ -28,7 +37,7 @@ def test_served_documents_are_the_project_files_with_absolute_locations(gateway_
         seen.add(url)
         served = fetch(url).decode("utf-8")
         etree.fromstring(served.encode())  # well-formed
-        name = "SyncChannelHttp_Service.wsdl" if url == start else url.rsplit("/", 1)[1]
+        name = service_wsdl if url == start else url.rsplit("/", 1)[1]
         folder = "xsd" if name.endswith(".xsd") else "wsdl"
         on_disk = (REPO_ROOT / folder / name).read_text(encoding="utf-8")
         for location in LOCATIONS.findall(served):
@@ -37,14 +46,14 @@ def test_served_documents_are_the_project_files_with_absolute_locations(gateway_
         relative = served.replace(f"{gateway_url}/xsd/", "" if folder == "xsd" else "../xsd/").replace(
             f"{gateway_url}/wsdl/", ""
         )
-        relative = relative.replace(f'location="{gateway_url}/bip-sync/"', 'location="http://localhost:8080/bip-sync/"')
+        relative = relative.replace(f'location="{gateway_url}{endpoint}"', f'location="http://localhost:8080{endpoint}"')
         assert relative == on_disk, f"{url} differs from {folder}/{name}"
     names = {u.rsplit("/", 1)[1] for u in seen if u != start}
-    assert names == {"ISyncChannel.wsdl", "sync-v10.xsd", "sync-v10-request.xsd", "sync-v10-response.xsd", "common-v10.xsd"}
+    assert names == expected
 
 
 def test_wsdl_address_follows_the_endpoint_asked(gateway_url: str) -> None:
-    for path in ("/bip-sync/", "/bip-sync-wss-gost/"):
+    for path in ("/bip-sync/", "/bip-sync-wss-gost/", "/bip-async/"):
         wsdl = etree.fromstring(fetch(f"{gateway_url}{path}?wsdl"))
         address = wsdl.find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
         assert address.get("location") == f"{gateway_url}{path}"
