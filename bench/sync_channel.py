@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+from common import cpu_seconds, drive, free_port, median_run, wait_until_up
 
 TARGET_CPU_MS = 2.0
 REGISTRY = """

@@ -19,8 +19,3 @@ def password_matches(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def is_password_hash(value: str) -> bool:
-    """Whether ``value`` looks like a hash this module can verify."""
-    return value.startswith("$argon2")

@@ -22,7 +22,7 @@ def with_dtd(dtd: str, data: str) -> str:
 
 
 BILLION_LAUGHS = "".join(
-    [f'<!ENTITY lol0 "lol">']
+    ['<!ENTITY lol0 "lol">']
     + [f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)]
 )
 

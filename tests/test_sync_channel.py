@@ -11,10 +11,8 @@ from lxml import etree
 from sqlalchemy import Engine
 
 from gateway.emulators.sync_provider import SyncProviderEmulator
-from gateway.errors import ErrorInfo
 from tests.wire import (
     SAMPLES,
-    Answer,
     assert_wire_valid,
     body_child,
     journal_rows,
@@ -123,7 +121,3 @@ def test_ncanode_samples_with_qualified_data_are_accepted(sync_url: str, provide
     assert data.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "cs:Request"
     assert data.nsmap["cs"] == "http://message.persistence.interactive.nat"
     assert data.findtext("iin") == "931002451325"
-
-
-def _payload_c14n(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n", exclusive=True)

@@ -240,11 +240,6 @@ class MessageStore:
             task["notified_state"] = state
             connection.execute(insert(DeliveryTask), task)
 
-    def transition(self, message: StoredMessage, state: str, notify_point_id: int | None, **journal_extra: object) -> None:
-        """:meth:`change_state` in a transaction of its own."""
-        with self._engine.begin() as connection:
-            self.change_state(connection, message, state, notify_point_id, **journal_extra)
-
     def queued_for(self, connection: Connection, point_id: int, state: str) -> list[StoredMessage]:
         """Messages in ``state`` with a pending PUSH task to ``point_id``."""
         pending = select(DeliveryTask.message_id).where(
