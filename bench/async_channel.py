@@ -63,12 +63,19 @@ SYNC_ENVELOPE = (
 )
 
 
-def reset(database_url: str) -> None:
-    if database_url.startswith("postgresql"):
-        engine = create_engine(database_url)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
+BENCH_SCHEMA = "gateway_bench"
+
+
+def bench_database(database_url: str) -> str:
+    """A fresh place for the run: for PostgreSQL a schema of its own (never the tests' tables), emptied first."""
+    if not database_url.startswith("postgresql"):
+        return database_url
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {BENCH_SCHEMA}"))
+    engine.dispose()
+    return f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{BENCH_SCHEMA}"
 
 
 def count_messages(database_url: str) -> int:
@@ -102,7 +109,7 @@ def database_cpu() -> float:
 
 def measure(database_url: str, args: argparse.Namespace) -> tuple[LoadResult, LoadResult, float, int, list[float]]:
     """Accepts, the stateless baseline, and deliveries per second for one database."""
-    reset(database_url)
+    database_url = bench_database(database_url)
     workdir = Path(tempfile.mkdtemp(prefix="bench-async-"))
     recipient_port, gateway_port, provider_port = free_port(), free_port(), free_port()
     env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port), GATEWAY_WORKERS=str(args.workers),
@@ -170,7 +177,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per gateway worker")
     parser.add_argument("--time-limit", type=float, default=180.0, help="seconds per phase at most")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                        help="PostgreSQL URL (its public schema is emptied); '' to skip")
+                        help=f"PostgreSQL URL (the run uses a schema {BENCH_SCHEMA} of its own); '' to skip")
     args = parser.parse_args()
     databases = [f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-async-')) / 'bench.db'}"]
     if args.postgres:
