@@ -17,6 +17,7 @@ from gateway.delivery.soap_client import SoapClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
+from gateway.security.replay import ReplayGuard
 from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
 from gateway.soap.async_endpoint import AsyncEndpoint
 from gateway.soap.sync_endpoint import SyncEndpoint
@@ -149,7 +150,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
-    channel = SyncChannel(registry=registry, authenticator=authenticator, provider=SoapProviderCaller(soap_client))
+    channel = SyncChannel(
+        registry=registry,
+        authenticator=authenticator,
+        provider=SoapProviderCaller(soap_client),
+        replay=ReplayGuard(engine, settings.replay_window_seconds),
+    )
     journal = LoggingJournal(engine)
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds)
     async_channel = AsyncChannel(

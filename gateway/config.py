@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     registry_refresh_seconds: float = Field(
         default=2.0, ge=0, description="how often a process checks whether the registry changed"
     )
+    replay_window_seconds: float = Field(
+        default=900.0, gt=0, description="a signed message seen again within this window is refused as a replay"
+    )
     get_messages_default_amount: int = Field(default=10, ge=1, description="getMessages amount when 0 or absent")
     delivery_in_serve: bool = Field(default=True, description="gateway serve also runs a delivery worker process")
     delivery_threads: int = Field(default=8, ge=1, description="concurrent deliveries per worker process")

@@ -4,16 +4,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.security.certificates import check_signer
 from gateway.security.passwords import SenderAuthenticator
+from gateway.security.replay import ReplayGuard
+from gateway.security.wssec import VerifiedSignature
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from journals.logging_journal import JournalRecord
 from gateway.channels.routing import resolve_delivery_point
 from registry.snapshot import DeliveryPointView, RegistryCache
 
 SYNC_CALL_MODE = 1
+
+
+SignatureVerifier = Callable[[], VerifiedSignature]
 
 
 class ProviderCaller(Protocol):
@@ -90,19 +97,29 @@ class SyncExchange:
         return records
 
 
+SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required (gateway-rules.md §3.3)
+
+
 class SyncChannel:
     """``SendMessage`` on the synchronous channel, free of SOAP details."""
 
-    def __init__(self, registry: RegistryCache, authenticator: SenderAuthenticator, provider: ProviderCaller) -> None:
+    def __init__(
+        self, registry: RegistryCache, authenticator: SenderAuthenticator, provider: ProviderCaller, replay: ReplayGuard
+    ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._provider = provider
+        self._replay = replay
 
-    def send_message(self, request: SyncRequest, exchange: SyncExchange, deadline: float) -> SyncResponse:
-        """Check the sender and its rights, forward to the provider within ``deadline``, return the answer."""
+    def send_message(
+        self, request: SyncRequest, exchange: SyncExchange, deadline: float, verify_signature: SignatureVerifier
+    ) -> SyncResponse:
+        """Check the sender, its rights and (where the service demands it) its transport signature, forward to
+        the provider within ``deadline``, return the answer."""
         exchange.request = request
         snapshot = self._registry.current()
-        if not self._authenticator.authenticate(snapshot.senders.get(request.sender_id), request.password):
+        sender = snapshot.senders.get(request.sender_id)
+        if not self._authenticator.authenticate(sender, request.password):
             raise GatewayError(ErrorCode.BAD_CREDENTIALS)
         service = snapshot.services.get(request.service_id)
         if service is None:
@@ -112,6 +129,10 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SENDER_NOT_ALLOWED, f"{request.sender_id} may not call {service.key}")
         if not service.offers_sync():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
+        if service.security_mode >= SIGNED_CALLER_MODE:
+            signature = verify_signature()
+            check_signer(signature.certificate, sender.organisation_bin)
+            self._replay.check(signature.signature_value, request.sender_id, request.message_id)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
         if point.call_mode != SYNC_CALL_MODE:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is asynchronous")

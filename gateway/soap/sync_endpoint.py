@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from gateway.channels.sync_call import SyncChannel, SyncExchange
 from gateway.errors import ErrorCode, GatewayError
+from gateway.security.wssec import verify_envelope
 from gateway.soap.envelope import build_envelope, build_fault, parse_envelope
 from gateway.soap.sync_messages import (
     SEND_MESSAGE,
@@ -36,7 +37,7 @@ class SyncEndpoint:
             if envelope.payload_qname != SEND_MESSAGE:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
             request = read_send_message(envelope.payload)
-            response = self._channel.send_message(request, exchange, deadline)
+            response = self._channel.send_message(request, exchange, deadline, lambda: verify_envelope(envelope.root))
             answer = build_envelope(build_send_message_response(response, exchange.session_id))
             status = 200
         except GatewayError as exc:

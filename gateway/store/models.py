@@ -78,3 +78,13 @@ class DeliveryPointState(GatewayBase):
     switched_off_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     probe_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     incident_id: Mapped[int | None] = mapped_column(BIG_ID)
+
+
+class SeenSignature(GatewayBase):
+    """Transport signatures (and signed sender/messageId pairs) seen recently, so a replay is refused by every
+    gateway process alike."""
+
+    __tablename__ = "security_seen_signature"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,0 +1,42 @@
+"""Replay detection for signed messages: the same signature value, or the same ``messageId`` from the same
+sender, seen again within the window is refused. Kept in the database, so every gateway process agrees."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import ErrorCode, GatewayError
+from gateway.store.models import SeenSignature
+
+PRUNE_EVERY = 500
+
+
+class ReplayGuard:
+    """Remembers what was seen for ``window_seconds``."""
+
+    def __init__(self, engine: Engine, window_seconds: float) -> None:
+        self._engine = engine
+        self._window = timedelta(seconds=window_seconds)
+        self._counter = itertools.count(1)
+
+    def check(self, signature_value: bytes, sender_id: str, message_id: str) -> None:
+        """Record this signed message; raise REPLAYED_MESSAGE when it (or its sender's messageId) was seen."""
+        now = datetime.now(UTC)
+        digests = [
+            "sig:" + hashlib.sha256(signature_value).hexdigest()[:60],
+            "msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60],
+        ]
+        expired = SeenSignature.seen_at < now - self._window
+        try:
+            with self._engine.begin() as connection:
+                if next(self._counter) % PRUNE_EVERY == 0:
+                    connection.execute(delete(SeenSignature).where(expired))
+                else:
+                    connection.execute(delete(SeenSignature).where(SeenSignature.digest.in_(digests), expired))
+                connection.execute(insert(SeenSignature), [{"digest": d, "seen_at": now} for d in digests])
+        except IntegrityError as exc:
+            raise GatewayError(ErrorCode.REPLAYED_MESSAGE, f"messageId {message_id[:80]!r} or its signature was seen before") from exc

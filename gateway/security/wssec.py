@@ -1,0 +1,165 @@
+"""WS-Security transport signatures as ShEP clients make them (shep-wire.md §3.1): the Body signed alone,
+referenced by ``wsu:Id``, exclusive c14n, the signer's certificate inline in an X509v3 ``KeyIdentifier``
+(Layout A).
+
+xmlsec does the cryptography; it does not check *what* was signed, so :func:`verify_envelope` first checks the
+signature's shape: exactly one reference, to the one and only element carrying that Id, which must be the
+envelope's own Body (so a signed Body moved elsewhere and replaced — signature wrapping — is refused), with no
+transform but exclusive c14n, and algorithms from :data:`ALGORITHMS`. A GOST provider (KalkanCrypt) would join
+by adding its URIs to that table with a verifier of its own; none is available on a public registry.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from gateway.errors import ErrorCode, GatewayError
+from gateway.soap.namespaces import SOAP_ENV, WSSE, WSU
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+BASE64 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+
+# Signature and digest algorithms accepted, by URI (shep-wire.md §3.3); the extension point for GOST.
+ALGORITHMS = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": xmlsec.constants.TransformRsaSha256,
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": xmlsec.constants.TransformRsaSha1,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha1": xmlsec.constants.TransformRsaSha1,
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": xmlsec.constants.TransformEcdsaSha256,
+}
+DIGESTS = {
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#sha1",
+}
+_ID_ATTRIBUTES = (f"{{{WSU}}}Id", "Id", "id", "ID")
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """A transport signature that verified: who signed, and the signature value (for replay detection)."""
+
+    certificate: x509.Certificate
+    signature_value: bytes
+
+
+def _invalid(reason: str) -> GatewayError:
+    return GatewayError(ErrorCode.TRANSPORT_SIGNATURE_INVALID, reason)
+
+
+def find_signature(root: etree._Element) -> etree._Element | None:
+    """The ds:Signature in the envelope's wsse:Security header, if any."""
+    header = root.find(f"{{{SOAP_ENV}}}Header")
+    security = header.find(f"{{{WSSE}}}Security") if header is not None else None
+    return security.find(f"{{{DS}}}Signature") if security is not None else None
+
+
+def _elements_with_id(root: etree._Element, value: str) -> list[etree._Element]:
+    return [element for element in root.iter(etree.Element) if any(element.get(a) == value for a in _ID_ATTRIBUTES)]
+
+
+def _check_shape(root: etree._Element, signature: etree._Element) -> etree._Element:
+    """Refuse anything but an exclusive-c14n signature over exactly the envelope's Body; returns the Body."""
+    signed_info = signature.find(f"{{{DS}}}SignedInfo")
+    if signed_info is None:
+        raise _invalid("the signature has no SignedInfo")
+    c14n = signed_info.find(f"{{{DS}}}CanonicalizationMethod")
+    method = signed_info.find(f"{{{DS}}}SignatureMethod")
+    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
+        raise _invalid("SignedInfo must be canonicalised with exclusive c14n")
+    if method is None or method.get("Algorithm") not in ALGORITHMS:
+        raise _invalid(f"signature algorithm {method.get('Algorithm') if method is not None else None} is not supported")
+    references = signed_info.findall(f"{{{DS}}}Reference")
+    if len(references) != 1:
+        raise _invalid("the signature must have exactly one reference, to the Body")
+    reference = references[0]
+    uri = reference.get("URI") or ""
+    if not uri.startswith("#") or len(uri) < 2:
+        raise _invalid("the reference must point at the Body by its Id")
+    targets = _elements_with_id(root, uri[1:])
+    if len(targets) != 1:
+        raise _invalid(f"Id {uri[1:]!r} names {len(targets)} elements")
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    if targets[0] is not body:
+        raise _invalid("the signed element is not the message's Body")
+    for transform in reference.iterfind(f"{{{DS}}}Transforms/{{{DS}}}Transform"):
+        if transform.get("Algorithm") != EXC_C14N:
+            raise _invalid(f"transform {transform.get('Algorithm')} is not allowed")
+    digest = reference.find(f"{{{DS}}}DigestMethod")
+    if digest is None or digest.get("Algorithm") not in DIGESTS:
+        raise _invalid("digest algorithm is not supported")
+    return body
+
+
+def _inline_certificate(signature: etree._Element) -> x509.Certificate:
+    identifier = signature.find(f"{{{DS}}}KeyInfo/{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}KeyIdentifier")
+    if identifier is None or identifier.get("ValueType") != X509V3:
+        raise _invalid("KeyInfo must carry the signer's certificate as an X509v3 KeyIdentifier")
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode("".join((identifier.text or "").split())))
+    except ValueError as exc:
+        raise _invalid("the KeyIdentifier does not hold a certificate") from exc
+
+
+def verify_envelope(root: etree._Element) -> VerifiedSignature:
+    """Verify the transport signature of a parsed envelope; raise MESSAGE_NOT_SIGNED or
+    TRANSPORT_SIGNATURE_INVALID. ``root`` is not modified."""
+    signature = find_signature(root)
+    if signature is None:
+        raise GatewayError(ErrorCode.MESSAGE_NOT_SIGNED)
+    body = _check_shape(root, signature)
+    certificate = _inline_certificate(signature)
+    context = xmlsec.SignatureContext()
+    id_name, id_namespace = _id_attribute_of(body)
+    context.register_id(body, id_name, id_namespace)
+    try:
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        context.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
+        context.verify(signature)
+    except xmlsec.Error as exc:
+        raise _invalid("the signature does not verify: the message was changed or signed with another key") from exc
+    value = base64.b64decode("".join((signature.findtext(f"{{{DS}}}SignatureValue") or "").split()))
+    return VerifiedSignature(certificate, value)
+
+
+def _id_attribute_of(element: etree._Element) -> tuple[str, str | None]:
+    for attribute in _ID_ATTRIBUTES:
+        if element.get(attribute) is not None:
+            qname = etree.QName(attribute)
+            return qname.localname, qname.namespace
+    raise _invalid("the Body carries no Id")
+
+
+def sign_envelope(root: etree._Element, key_pem: bytes, cert_pem: bytes, ecdsa: bool = False) -> etree._Element:
+    """Sign the Body of ``root`` in place, Layout A (as the NIT reference client does), and return ``root``."""
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    body_id = f"id-{uuid.uuid4()}"
+    body.set(f"{{{WSU}}}Id", body_id)
+    header = root.find(f"{{{SOAP_ENV}}}Header")
+    if header is None:
+        header = etree.Element(f"{{{SOAP_ENV}}}Header")
+        root.insert(0, header)
+    security = etree.SubElement(header, f"{{{WSSE}}}Security", nsmap={"wsse": WSSE})
+    security.set(f"{{{SOAP_ENV}}}mustUnderstand", "1")
+    method = xmlsec.constants.TransformEcdsaSha256 if ecdsa else xmlsec.constants.TransformRsaSha256
+    signature = xmlsec.template.create(security, xmlsec.constants.TransformExclC14N, method, ns="ds")
+    security.append(signature)
+    reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri=f"#{body_id}")
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    key_info = xmlsec.template.ensure_key_info(signature)
+    token = etree.SubElement(key_info, f"{{{WSSE}}}SecurityTokenReference")
+    identifier = etree.SubElement(token, f"{{{WSSE}}}KeyIdentifier", EncodingType=BASE64, ValueType=X509V3)
+    certificate = x509.load_pem_x509_certificate(cert_pem)
+    identifier.text = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+    context = xmlsec.SignatureContext()
+    context.register_id(body, "Id", WSU)
+    context.key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
+    context.sign(signature)
+    return root

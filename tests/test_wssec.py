@@ -1,0 +1,104 @@
+"""Transport-signature verification (Layout A) and its defences, on the real sample and on our own signatures."""
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from lxml import etree
+
+from gateway.errors import GatewayError
+from gateway.security.certificates import organisation_bin
+from gateway.security.wssec import DS, sign_envelope, verify_envelope
+from tests.wire import SAMPLES, SOAP_ENV, sync_request
+
+SAMPLE = SAMPLES / "ncanode-WsseServiceTest-signed-rsa-sha256.xml"
+
+
+def participant(bin_: str | None, days: int = 365, ecdsa: bool = False, not_before_days: int = -1) -> tuple[bytes, bytes]:
+    """A self-issued participant key and certificate; the organisation's BIN in OU as the national CA puts it."""
+    key = ec.generate_private_key(ec.SECP256R1()) if ecdsa else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, "Test participant"), x509.NameAttribute(NameOID.SERIAL_NUMBER, "IIN931002451325")]
+    if bin_:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"BIN{bin_}"))
+    name = x509.Name(attributes)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + timedelta(days=not_before_days)).not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        cert.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+def signed(envelope: str, ecdsa: bool = False, bin_: str = "990140000022") -> etree._Element:
+    key, cert = participant(bin_, ecdsa=ecdsa)
+    return etree.fromstring(etree.tostring(sign_envelope(etree.fromstring(envelope.encode()), key, cert, ecdsa=ecdsa)))
+
+
+def test_the_real_sample_verifies_and_names_its_signer() -> None:
+    verified = verify_envelope(etree.fromstring(SAMPLE.read_bytes()))
+    assert "IIN" in verified.certificate.subject.rfc4514_string()
+    assert organisation_bin(verified.certificate) is None, "an individual's certificate carries no BIN"
+
+
+def test_the_real_sample_fails_after_any_change_to_its_body() -> None:
+    tampered = SAMPLE.read_bytes().replace(b"931002451325", b"931002451326")
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(tampered))
+    assert refused.value.error.code == "SCE006"
+
+
+@pytest.mark.parametrize("ecdsa", [False, True], ids=["RSA-SHA256", "ECDSA-P256"])
+def test_our_layout_a_signatures_verify(ecdsa: bool) -> None:
+    root = etree.fromstring(etree.tostring(signed(sync_request(), ecdsa=ecdsa)))
+    verified = verify_envelope(root)
+    assert organisation_bin(verified.certificate) == "990140000022"
+
+
+def test_unsigned_message() -> None:
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(sync_request().encode()))
+    assert refused.value.error.code == "SCE007"
+
+
+def test_signature_wrapping_is_refused() -> None:
+    root = signed(sync_request())
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    # The attacker keeps the signed Body (with its Id) in the header and puts a Body of their own in its place.
+    wrapper = etree.SubElement(root.find(f"{{{SOAP_ENV}}}Header"), "{urn:evil}Wrapper")
+    wrapper.append(copy.deepcopy(body))
+    forged = etree.SubElement(root, f"{{{SOAP_ENV}}}Body")
+    forged.extend(copy.deepcopy(list(body)))
+    forged.find(".//serviceId").text = "SomethingElse"
+    root.remove(body)
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(etree.tostring(root)))
+    assert refused.value.error.code == "SCE006"
+
+
+def test_duplicate_ids_are_refused() -> None:
+    root = signed(sync_request())
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    decoy = etree.SubElement(root.find(f"{{{SOAP_ENV}}}Header"), "{urn:evil}Decoy")
+    decoy.set("Id", body.get("{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}Id"))
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(etree.tostring(root)))
+    assert "2 elements" in refused.value.data
+
+
+def test_extra_transforms_are_refused() -> None:
+    root = signed(sync_request())
+    transforms = root.find(f".//{{{DS}}}Transforms")
+    etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116")
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(etree.tostring(root)))
+    assert "not allowed" in refused.value.data
