@@ -18,6 +18,7 @@ from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
+from gateway.security.keys import load_signer
 from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
 from gateway.soap.async_endpoint import AsyncEndpoint
 from gateway.soap.sync_endpoint import SyncEndpoint
@@ -148,16 +149,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
+    signer = load_signer(settings)
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
-        provider=SoapProviderCaller(soap_client),
+        provider=SoapProviderCaller(soap_client, signer),
         replay=ReplayGuard(engine, settings.replay_window_seconds),
+        can_sign=signer is not None,
     )
     journal = LoggingJournal(engine)
-    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds)
+    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, signer)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
         default_amount=settings.get_messages_default_amount,

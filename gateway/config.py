@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     registry_refresh_seconds: float = Field(
         default=2.0, ge=0, description="how often a process checks whether the registry changed"
     )
+    signing_key: Path | None = Field(default=None, description="the gateway's signing key: PKCS#12 (.p12) or PEM")
+    signing_cert: Path | None = Field(default=None, description="the certificate of a PEM signing key")
+    signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the signing key")
     replay_window_seconds: float = Field(
         default=900.0, gt=0, description="a signed message seen again within this window is refused as a replay"
     )

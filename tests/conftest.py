@@ -134,8 +134,23 @@ def gateway_settings(database_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def gateway_app(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[GatewayApp]:
-    app = create_app(gateway_settings(database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024), engine=engine)
+def gateway_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The gateway's own signing key and certificate, as PEM files."""
+    from tests.pki import participant
+
+    folder = tmp_path_factory.mktemp("gateway-key")
+    key, cert = participant("990140000099")
+    (folder / "gateway.key").write_bytes(key)
+    (folder / "gateway.crt").write_bytes(cert)
+    return folder / "gateway.key", folder / "gateway.crt"
+
+
+@pytest.fixture(scope="session")
+def gateway_app(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path]) -> Iterator[GatewayApp]:
+    settings = gateway_settings(
+        database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024, signing_key=gateway_key[0], signing_cert=gateway_key[1]
+    )
+    app = create_app(settings, engine=engine)
     yield app
     app.close()
 
@@ -147,13 +162,13 @@ def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def delivery_worker(database_url: str, engine: Engine, loaded_registry: None) -> Iterator[object]:
-    """An in-process delivery worker polling fast, with short retry delays."""
+def delivery_worker(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path]) -> Iterator[object]:
+    """An in-process delivery worker polling fast, with short retry delays, signing with the gateway's key."""
     from gateway.delivery.runner import build_worker, start_scheduler
 
     settings = gateway_settings(
         database_url, delivery_poll_seconds=0.05, retry_base_seconds=0.05, retry_max_seconds=0.2,
-        delivery_lease_margin_seconds=5.0,
+        delivery_lease_margin_seconds=5.0, signing_key=gateway_key[0], signing_cert=gateway_key[1],
     )
     worker = build_worker(settings, engine)
     scheduler = start_scheduler(worker, settings)

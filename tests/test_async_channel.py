@@ -7,6 +7,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.emulators.push_recipient import PushRecipientEmulator
+from gateway.security.certificates import organisation_bin
+from gateway.security.wssec import verify_envelope
 from journals.models import LoggingJournalEntry
 from tests.wire import (
     Answer,
@@ -91,10 +93,13 @@ def test_response_pushed_to_initiator_with_status_notifications(async_url: str, 
     notice = wait_for(lambda: [r for r in push["initiator"].notifications() if r.message_id == message_id])[0]
     assert notice.state == "DELIVERED"
     assert_wire_valid(body_child(notice.body))
+    # Delivery point 11 has security mode 1: what the gateway sends there carries its signature.
+    assert organisation_bin(verify_envelope(etree.fromstring(notice.body)).certificate) == "990140000099"
     response_id, _ = accepted(post(async_url, async_send(
         "AsyncPush", sender_id="asyncprov", password="asyncprov-password", message_type="UPDATE", correlation_id=message_id,
     )))
     pushed = wait_for(lambda: pushed_to(push["initiator"], response_id))[0]
+    assert verify_envelope(pushed.getroottree().getroot()).certificate is not None
     assert pushed.findtext("request/messageInfo/correlationId") == message_id
     assert pushed.findtext("request/messageInfo/messageType") == "UPDATE"
 

@@ -2,15 +2,18 @@
 the sender's organisation by the BIN in its certificate, and never accepted twice."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from cryptography import x509
 from lxml import etree
 from sqlalchemy import Engine
 
 from gateway.emulators.sync_provider import SyncProviderEmulator
-from gateway.security.wssec import sign_envelope
+from gateway.security.wssec import sign_envelope, verify_envelope
 from tests.test_sync_faults import assert_fault, assert_journalled
-from tests.test_wssec import participant
-from tests.wire import SOAP_ENV, post, sync_request
+from tests.pki import participant
+from tests.wire import SOAP_ENV, assert_wire_valid, post, sync_request
 
 PEP_BIN = "990140000022"  # the BIN of pep's organisation in the test registry
 
@@ -68,3 +71,37 @@ def test_the_signature_header_is_not_passed_to_the_provider(sync_url: str, provi
     assert post(sync_url, signed_request()).status == 200
     forwarded = etree.fromstring(provider.received[0].body)
     assert forwarded.find(f"{{{SOAP_ENV}}}Header") is None
+
+
+def test_the_gateway_signs_its_answer_and_what_it_forwards(
+    sync_url: str, provider: SyncProviderEmulator, gateway_key: tuple[Path, Path]
+) -> None:
+    gateway_certificate = x509.load_pem_x509_certificate(gateway_key[1].read_bytes())
+    answer = post(sync_url, sync_request(service_id="GatewaySignedService"))
+    assert answer.status == 200, answer.body[:600]
+    assert verify_envelope(answer.root).certificate == gateway_certificate
+    assert_wire_valid(answer.payload)
+    forwarded = etree.fromstring(provider.received[0].body)
+    assert verify_envelope(forwarded).certificate == gateway_certificate
+
+
+def test_mode_0_is_neither_verified_nor_signed(sync_url: str, provider: SyncProviderEmulator) -> None:
+    answer = post(sync_url, sync_request())
+    assert answer.root.find(f"{{{SOAP_ENV}}}Header") is None
+    assert etree.fromstring(provider.received[0].body).find(f"{{{SOAP_ENV}}}Header") is None
+
+
+def test_a_gateway_without_a_signing_key_refuses_signed_modes(
+    database_url: str, engine: Engine, loaded_registry: None, provider: SyncProviderEmulator
+) -> None:
+    from gateway.app import create_app
+    from gateway.emulators.http import BackgroundServer
+    from tests.conftest import gateway_settings
+
+    app = create_app(gateway_settings(database_url), engine=engine)
+    with BackgroundServer(app) as server:
+        answer = post(f"{server.url}/bip-sync/", sync_request(service_id="GatewaySignedService"))
+    app.close()
+    assert_fault(answer, "SCE909", "Server")
+    assert "signing key" in answer.fault_info().findtext("errorData")
+    assert provider.received == []

@@ -46,6 +46,7 @@ class SyncExchange:
     answered_at: datetime | None = None
     response: SyncResponse | None = None
     error: GatewayError | None = None
+    sign_answer: bool = False
 
     def journal_records(self, finished_at: datetime) -> list[JournalRecord]:
         """The request row, and the response row when the provider answered (answer or fault)."""
@@ -97,19 +98,26 @@ class SyncExchange:
         return records
 
 
-SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required (gateway-rules.md §3.3)
+GATEWAY_SIGNS_MODE = 1  # security modes 1-3: what the gateway sends on carries its transport signature (§3.3)
+SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required as well
 
 
 class SyncChannel:
     """``SendMessage`` on the synchronous channel, free of SOAP details."""
 
     def __init__(
-        self, registry: RegistryCache, authenticator: SenderAuthenticator, provider: ProviderCaller, replay: ReplayGuard
+        self,
+        registry: RegistryCache,
+        authenticator: SenderAuthenticator,
+        provider: ProviderCaller,
+        replay: ReplayGuard,
+        can_sign: bool,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._provider = provider
         self._replay = replay
+        self._can_sign = can_sign
 
     def send_message(
         self, request: SyncRequest, exchange: SyncExchange, deadline: float, verify_signature: SignatureVerifier
@@ -134,6 +142,9 @@ class SyncChannel:
             check_signer(signature.certificate, sender.organisation_bin)
             self._replay.check(signature.signature_value, request.sender_id, request.message_id)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
+        if max(service.security_mode, point.security_mode) >= GATEWAY_SIGNS_MODE and not self._can_sign:
+            raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
+        exchange.sign_answer = service.security_mode >= GATEWAY_SIGNS_MODE
         if point.call_mode != SYNC_CALL_MODE:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is asynchronous")
         if not point.enabled:

@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.soap_client import SoapClient
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
+from gateway.security.keys import load_signer
 from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
@@ -30,6 +31,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
         ),
+        signer=load_signer(settings),
     )
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from gateway.delivery.soap_client import SoapClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
-from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
+from gateway.soap.envelope import Signer, build_envelope, find_fault, parse_envelope
 from gateway.soap.sync_messages import SyncRequest, SyncResponse, build_send_message, read_send_message_response
 from registry.snapshot import DeliveryPointView
 
@@ -13,12 +13,14 @@ from registry.snapshot import DeliveryPointView
 class SoapProviderCaller:
     """Forwards sync requests to SOAP delivery points."""
 
-    def __init__(self, client: SoapClient) -> None:
+    def __init__(self, client: SoapClient, signer: Signer | None) -> None:
         self._client = client
+        self._signer = signer
 
     def call(self, point: DeliveryPointView, request: SyncRequest, session_id: str, deadline: float) -> SyncResponse:
         """Send ``request`` to ``point``; raise the catalogue error that describes any failure."""
-        body = build_envelope(build_send_message(request, session_id))
+        signer = self._signer if point.security_mode >= 1 else None
+        body = build_envelope(build_send_message(request, session_id), signer)
         answer = self._client.post(point.url, body, deadline)
         try:
             envelope = parse_envelope(answer.body)

@@ -26,7 +26,7 @@ from gateway.delivery.soap_client import SoapClient
 from gateway.errors import GatewayError
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
-from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
+from gateway.soap.envelope import Signer, build_envelope, find_fault, parse_envelope
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
     FAILED,
@@ -74,6 +74,7 @@ class DeliveryWorker:
         guard: DeliveryGuard,
         client: SoapClient,
         settings: WorkerSettings,
+        signer: Signer | None,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -81,6 +82,7 @@ class DeliveryWorker:
         self._guard = guard
         self._client = client
         self._settings = settings
+        self._signer = signer
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="delivery")
         self._lock = threading.Lock()
@@ -178,7 +180,7 @@ class DeliveryWorker:
             return
         error = self._call(
             point,
-            build_envelope(self._payload(task, message)),
+            self._envelope(task, message, point),
             time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT),
             expected=self._expected_answer(task),
         )
@@ -212,7 +214,10 @@ class DeliveryWorker:
         if wait > 0:
             self._postpone(task, wait)
             return
-        body = build_envelope(self._payload(task, message))
+        if point.security_mode >= 1 and self._signer is None:
+            self._failed(task, message, point, snapshot, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
+            return
+        body = self._envelope(task, message, point)
         timeout = float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
         error = self._call(point, body, time.monotonic() + timeout, expected=self._expected_answer(task))
         if error is None:
@@ -223,6 +228,10 @@ class DeliveryWorker:
     @staticmethod
     def _expected_answer(task: ClaimedTask) -> str:
         return wire.SEND_MESSAGE_RESPONSE if task.kind == MESSAGE_TASK else wire.CHANGE_STATUS_NOTIFICATION_RESPONSE
+
+    def _envelope(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> bytes:
+        """The call's envelope, signed by the gateway when the point's security mode asks for it."""
+        return build_envelope(self._payload(task, message), self._signer if point.security_mode >= 1 else None)
 
     def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
         if task.kind == MESSAGE_TASK:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 
 from gateway.errors import ErrorCode, GatewayError
@@ -135,6 +138,42 @@ def _id_attribute_of(element: etree._Element) -> tuple[str, str | None]:
             qname = etree.QName(attribute)
             return qname.localname, qname.namespace
     raise _invalid("the Body carries no Id")
+
+
+@dataclass(frozen=True)
+class EnvelopeSigner:
+    """The gateway's own signing key and certificate (Layout A)."""
+
+    key_pem: bytes
+    cert_pem: bytes
+
+    @property
+    def ecdsa(self) -> bool:
+        return isinstance(x509.load_pem_x509_certificate(self.cert_pem).public_key(), ec.EllipticCurvePublicKey)
+
+    def sign(self, root: etree._Element) -> bytes:
+        """Sign ``root``'s Body and serialise the envelope."""
+        sign_envelope(root, self.key_pem, self.cert_pem, ecdsa=self.ecdsa)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    @classmethod
+    def load(cls, key_path: Path, cert_path: Path | None, password: str | None) -> EnvelopeSigner:
+        """From a PKCS#12 file (``.p12``/``.pfx``) or a PEM key with its PEM certificate."""
+        secret = password.encode() if password else None
+        data = key_path.read_bytes()
+        if key_path.suffix.lower() in (".p12", ".pfx"):
+            key, certificate, _ = pkcs12.load_key_and_certificates(data, secret)
+            if key is None or certificate is None:
+                raise ValueError(f"{key_path} holds no key and certificate")
+        else:
+            if cert_path is None:
+                raise ValueError("a PEM signing key needs its certificate (GATEWAY_SIGNING_CERT)")
+            key = serialization.load_pem_private_key(data, secret)
+            certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return cls(
+            key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
+        )
 
 
 def sign_envelope(root: etree._Element, key_pem: bytes, cert_pem: bytes, ecdsa: bool = False) -> etree._Element:

@@ -5,6 +5,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from lxml import etree
 
@@ -96,10 +97,19 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(root=root, header=header, body=soap_body, payload=payload)
 
 
-def build_envelope(payload: etree._Element) -> bytes:
-    """Wrap ``payload`` in a SOAP 1.1 envelope and serialise it (UTF-8, with declaration)."""
+class Signer(Protocol):
+    """Signs an envelope's Body and serialises it (the gateway's transport signature)."""
+
+    def sign(self, root: etree._Element) -> bytes: ...
+
+
+def build_envelope(payload: etree._Element, signer: Signer | None = None) -> bytes:
+    """Wrap ``payload`` in a SOAP 1.1 envelope and serialise it (UTF-8, with declaration), signed by
+    ``signer`` when one is given."""
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
     etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body").append(payload)
+    if signer is not None:
+        return signer.sign(envelope)
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
 

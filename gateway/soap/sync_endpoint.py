@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from gateway.channels.sync_call import SyncChannel, SyncExchange
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.wssec import verify_envelope
-from gateway.soap.envelope import build_envelope, build_fault, parse_envelope
+from gateway.soap.envelope import Signer, build_envelope, build_fault, parse_envelope
 from gateway.soap.sync_messages import (
     SEND_MESSAGE,
     SEND_MESSAGE_FAULT,
@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 class SyncEndpoint:
     """Handles one POSTed envelope on the synchronous channel."""
 
-    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float) -> None:
+    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, signer: Signer | None) -> None:
         self._channel = channel
         self._journal = journal
         self._budget = budget_seconds
+        self._signer = signer
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
@@ -38,7 +39,8 @@ class SyncEndpoint:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
             request = read_send_message(envelope.payload)
             response = self._channel.send_message(request, exchange, deadline, lambda: verify_envelope(envelope.root))
-            answer = build_envelope(build_send_message_response(response, exchange.session_id))
+            signer = self._signer if exchange.sign_answer else None
+            answer = build_envelope(build_send_message_response(response, exchange.session_id), signer)
             status = 200
         except GatewayError as exc:
             exchange.error = exc
