@@ -18,7 +18,7 @@ from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
-from gateway.security.keys import load_signer
+from gateway.security.keys import load_signer, load_trust_store
 from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
 from gateway.soap.async_endpoint import AsyncEndpoint
 from gateway.soap.sync_endpoint import SyncEndpoint
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         provider=SoapProviderCaller(soap_client, signer),
         replay=ReplayGuard(engine, settings.replay_window_seconds),
         can_sign=signer is not None,
+        trust=load_trust_store(settings),
     )
     journal = LoggingJournal(engine)
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, signer)

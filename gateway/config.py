@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     signing_key: Path | None = Field(default=None, description="the gateway's signing key: PKCS#12 (.p12) or PEM")
     signing_cert: Path | None = Field(default=None, description="the certificate of a PEM signing key")
     signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the signing key")
+    trusted_ca_file: Path | None = Field(
+        default=None, description="PEM bundle of trusted CA certificates; without it chains and CRLs are not checked"
+    )
+    crl_sources: str = Field(default="", description="comma-separated CRL files or http(s) URLs of those CAs")
+    crl_refresh_seconds: float = Field(default=3600.0, gt=0, description="how often CRLs are fetched again")
     replay_window_seconds: float = Field(
         default=900.0, gt=0, description="a signed message seen again within this window is refused as a replay"
     )

@@ -38,6 +38,7 @@ class ErrorCode(enum.Enum):
     UNKNOWN_MESSAGE = ("SCE020", FaultSide.CLIENT, "The message does not exist")
     UNKNOWN_CHAIN = ("SCE021", FaultSide.CLIENT, "The message chain does not exist")
     CERTIFICATE_NOT_OF_SENDER = ("SCE022", FaultSide.CLIENT, "The certificate does not belong to the sender's organisation")
+    CERTIFICATE_NOT_TRUSTED = ("SCE024", FaultSide.CLIENT, "The certificate is not issued by a trusted certification authority")
     REPLAYED_MESSAGE = ("SCE023", FaultSide.CLIENT, "The message has been received before")
     UNSUPPORTED_OPERATION = ("SCE018", FaultSide.CLIENT, "The operation is not supported at this address")
     HEADER_NOT_UNDERSTOOD = ("SCE019", FaultSide.CLIENT, "A mandatory SOAP header was not understood")

@@ -145,10 +145,39 @@ def gateway_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "gateway.key", folder / "gateway.crt"
 
 
+class NationalCa:
+    """The test national CA, its CRL file (rewritten by :meth:`revoke`), and where the gateway finds both."""
+
+    def __init__(self, folder: Path) -> None:
+        from gateway.security.pki import create_ca
+
+        self.ca = create_ca()
+        self.ca_file = folder / "ca.pem"
+        self.crl_file = folder / "ca.crl"
+        self.ca_file.write_bytes(self.ca.cert_pem)
+        self.revoked: list[int] = []
+        self.revoke()
+
+    def revoke(self, *serials: int) -> None:
+        from gateway.security.pki import create_crl
+
+        self.revoked += serials
+        self.crl_file.write_bytes(create_crl(self.ca, self.revoked))
+
+
 @pytest.fixture(scope="session")
-def gateway_app(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path]) -> Iterator[GatewayApp]:
+def test_pki(tmp_path_factory: pytest.TempPathFactory) -> NationalCa:
+    return NationalCa(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def gateway_app(
+    database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path], test_pki: NationalCa
+) -> Iterator[GatewayApp]:
     settings = gateway_settings(
-        database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024, signing_key=gateway_key[0], signing_cert=gateway_key[1]
+        database_url, sync_timeout_seconds=5.0, max_body_bytes=256 * 1024, signing_key=gateway_key[0],
+        signing_cert=gateway_key[1], trusted_ca_file=test_pki.ca_file, crl_sources=str(test_pki.crl_file),
+        crl_refresh_seconds=0.2,
     )
     app = create_app(settings, engine=engine)
     yield app

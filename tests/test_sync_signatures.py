@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from gateway.emulators.sync_provider import SyncProviderEmulator
 from gateway.security.wssec import sign_envelope, verify_envelope
 from tests.test_sync_faults import assert_fault, assert_journalled
+from gateway.security.pki import issue_participant
+from tests.conftest import NationalCa
 from tests.pki import participant
 from tests.wire import SOAP_ENV, assert_wire_valid, post, sync_request
 
@@ -23,15 +25,23 @@ def sync_url(gateway_url: str) -> str:
     return f"{gateway_url}/bip-sync/"
 
 
-def signed_request(bin_: str | None = PEP_BIN, ecdsa: bool = False, days: int = 365, not_before_days: int = -1) -> bytes:
-    key, cert = participant(bin_, days=days, ecdsa=ecdsa, not_before_days=not_before_days)
-    root = sign_envelope(etree.fromstring(sync_request(service_id="SignedService").encode()), key, cert, ecdsa=ecdsa)
+def signed_request(
+    ca: NationalCa, bin_: str | None = PEP_BIN, ecdsa: bool = False, days: int = 365, not_before_days: int = -1
+) -> bytes:
+    holder = issue_participant(ca.ca, bin_, ecdsa=ecdsa, valid_from_days=not_before_days, valid_days=days - not_before_days)
+    return sign_with(holder.key_pem, holder.cert_pem, ecdsa)
+
+
+def sign_with(key_pem: bytes, cert_pem: bytes, ecdsa: bool = False) -> bytes:
+    root = sign_envelope(etree.fromstring(sync_request(service_id="SignedService").encode()), key_pem, cert_pem, ecdsa=ecdsa)
     return etree.tostring(root)
 
 
 @pytest.mark.parametrize("ecdsa", [False, True], ids=["RSA-2048", "P-256"])
-def test_a_signed_request_of_the_senders_organisation_goes_through(sync_url: str, provider: SyncProviderEmulator, ecdsa: bool) -> None:
-    answer = post(sync_url, signed_request(ecdsa=ecdsa))
+def test_a_signed_request_of_the_senders_organisation_goes_through(
+    sync_url: str, provider: SyncProviderEmulator, ecdsa: bool, test_pki: NationalCa
+) -> None:
+    answer = post(sync_url, signed_request(test_pki, ecdsa=ecdsa))
     assert answer.status == 200, answer.body[:600]
     assert len(provider.received) == 1
 
@@ -43,32 +53,34 @@ def test_unsigned_request_is_refused(sync_url: str, engine: Engine, provider: Sy
     assert provider.received == []
 
 
-def test_a_changed_body_is_refused(sync_url: str, provider: SyncProviderEmulator) -> None:
-    tampered = signed_request().replace(b"<messageDate>2026-11-22T12:00:00.000+05:00", b"<messageDate>2026-11-22T12:00:01.000+05:00")
+def test_a_changed_body_is_refused(sync_url: str, provider: SyncProviderEmulator, test_pki: NationalCa) -> None:
+    tampered = signed_request(test_pki).replace(b"<messageDate>2026-11-22T12:00:00.000+05:00", b"<messageDate>2026-11-22T12:00:01.000+05:00")
     assert_fault(post(sync_url, tampered), "SCE006", "Client")
     assert provider.received == []
 
 
 @pytest.mark.parametrize("bin_", ["990140000011", None], ids=["another-organisation", "individual"])
-def test_a_certificate_of_another_organisation_is_refused(sync_url: str, provider: SyncProviderEmulator, bin_: str | None) -> None:
-    assert_fault(post(sync_url, signed_request(bin_=bin_)), "SCE022", "Client")
+def test_a_certificate_of_another_organisation_is_refused(
+    sync_url: str, provider: SyncProviderEmulator, bin_: str | None, test_pki: NationalCa
+) -> None:
+    assert_fault(post(sync_url, signed_request(test_pki, bin_=bin_)), "SCE022", "Client")
     assert provider.received == []
 
 
 @pytest.mark.parametrize(("days", "not_before_days"), [(-1, -10), (30, 2)], ids=["expired", "not-yet-valid"])
-def test_a_certificate_out_of_its_validity_is_refused(sync_url: str, days: int, not_before_days: int) -> None:
-    assert_fault(post(sync_url, signed_request(days=days, not_before_days=not_before_days)), "SCE005", "Client")
+def test_a_certificate_out_of_its_validity_is_refused(sync_url: str, days: int, not_before_days: int, test_pki: NationalCa) -> None:
+    assert_fault(post(sync_url, signed_request(test_pki, days=days, not_before_days=not_before_days)), "SCE005", "Client")
 
 
-def test_a_replayed_message_is_refused(sync_url: str, provider: SyncProviderEmulator) -> None:
-    message = signed_request()
+def test_a_replayed_message_is_refused(sync_url: str, provider: SyncProviderEmulator, test_pki: NationalCa) -> None:
+    message = signed_request(test_pki)
     assert post(sync_url, message).status == 200
     assert_fault(post(sync_url, message), "SCE023", "Client")
     assert len(provider.received) == 1
 
 
-def test_the_signature_header_is_not_passed_to_the_provider(sync_url: str, provider: SyncProviderEmulator) -> None:
-    assert post(sync_url, signed_request()).status == 200
+def test_the_signature_header_is_not_passed_to_the_provider(sync_url: str, provider: SyncProviderEmulator, test_pki: NationalCa) -> None:
+    assert post(sync_url, signed_request(test_pki)).status == 200
     forwarded = etree.fromstring(provider.received[0].body)
     assert forwarded.find(f"{{{SOAP_ENV}}}Header") is None
 
@@ -105,3 +117,22 @@ def test_a_gateway_without_a_signing_key_refuses_signed_modes(
     assert_fault(answer, "SCE909", "Server")
     assert "signing key" in answer.fault_info().findtext("errorData")
     assert provider.received == []
+
+
+
+def test_a_certificate_from_an_untrusted_issuer_is_refused(sync_url: str, provider: SyncProviderEmulator) -> None:
+    key, cert = participant(PEP_BIN)  # self-issued, right BIN, valid dates: only the chain is wrong
+    assert_fault(post(sync_url, sign_with(key, cert)), "SCE024", "Client")
+    assert provider.received == []
+
+
+def test_a_revoked_certificate_is_refused_once_the_crl_says_so(sync_url: str, provider: SyncProviderEmulator, test_pki: NationalCa) -> None:
+    import time
+
+    holder = issue_participant(test_pki.ca, PEP_BIN)
+    assert post(sync_url, sign_with(holder.key_pem, holder.cert_pem)).status == 200
+    test_pki.revoke(holder.certificate.serial_number)
+    time.sleep(0.3)  # the gateway fetches the CRL again every 0.2 s in the tests
+    refused = post(sync_url, sign_with(holder.key_pem, holder.cert_pem))
+    assert_fault(refused, "SCE005", "Client")
+    assert "revoked" in refused.fault_info().findtext("errorData")

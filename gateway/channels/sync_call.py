@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.certificates import check_signer
+from gateway.security.certificates import TrustStore, check_signer
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
 from gateway.security.wssec import VerifiedSignature
@@ -112,12 +112,14 @@ class SyncChannel:
         provider: ProviderCaller,
         replay: ReplayGuard,
         can_sign: bool,
+        trust: TrustStore | None,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._provider = provider
         self._replay = replay
         self._can_sign = can_sign
+        self._trust = trust
 
     def send_message(
         self, request: SyncRequest, exchange: SyncExchange, deadline: float, verify_signature: SignatureVerifier
@@ -140,6 +142,8 @@ class SyncChannel:
         if service.security_mode >= SIGNED_CALLER_MODE:
             signature = verify_signature()
             check_signer(signature.certificate, sender.organisation_bin)
+            if self._trust is not None:
+                self._trust.check(signature.certificate)
             self._replay.check(signature.signature_value, request.sender_id, request.message_id)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
         if max(service.security_mode, point.security_mode) >= GATEWAY_SIGNS_MODE and not self._can_sign:

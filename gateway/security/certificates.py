@@ -6,13 +6,21 @@ BIN, so it can never vouch for an organisation.
 """
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import urllib3
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import ErrorCode, GatewayError
+
+log = logging.getLogger(__name__)
 
 _BIN = re.compile(r"^BIN(\d{12})$")
 
@@ -40,3 +48,100 @@ def check_signer(certificate: x509.Certificate, sender_bin: str, now: datetime |
             ErrorCode.CERTIFICATE_NOT_OF_SENDER,
             f"the certificate carries BIN {found}" if found else "the certificate carries no BIN",
         )
+
+
+class TrustStore:
+    """Trusted certification authorities and their revocation lists.
+
+    A signer's certificate must chain (signature by signature, at most ``MAX_CHAIN`` links) to one of the trusted
+    CA certificates, and must not be listed in its issuer's CRL. CRLs come from files or http(s) URLs, are kept
+    in memory and fetched again once older than ``refresh_seconds`` (a failed refresh keeps the last good copy);
+    a certificate whose issuer has no CRL at all is refused, since its status cannot be known.
+    """
+
+    MAX_CHAIN = 5
+
+    def __init__(self, authorities: list[x509.Certificate], crl_sources: list[str], refresh_seconds: float) -> None:
+        self._authorities = authorities
+        self._sources = crl_sources
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._crls: dict[str, x509.CertificateRevocationList] = {}
+        self._loaded_at = 0.0
+        self._http = urllib3.PoolManager(retries=False, timeout=10.0)
+
+    @classmethod
+    def from_files(cls, ca_file: Path, crl_sources: list[str], refresh_seconds: float) -> TrustStore:
+        return cls(x509.load_pem_x509_certificates(ca_file.read_bytes()), crl_sources, refresh_seconds)
+
+    def check(self, certificate: x509.Certificate) -> None:
+        """Raise CERTIFICATE_NOT_TRUSTED or CERTIFICATE_NOT_CURRENT (revoked) unless ``certificate`` is good."""
+        usage = _key_usage(certificate)
+        if usage is not None and not usage.digital_signature:
+            raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, "the certificate is not for digital signatures")
+        issuer = self._chain_to_root(certificate)
+        crl = self._crl_of(issuer)
+        if crl is None:
+            raise GatewayError(ErrorCode.CERTIFICATE_NOT_CURRENT, "revocation status unknown: no CRL of the issuer")
+        if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
+            raise GatewayError(ErrorCode.CERTIFICATE_NOT_CURRENT, f"certificate {certificate.serial_number:x} is revoked")
+
+    def _chain_to_root(self, certificate: x509.Certificate) -> x509.Certificate:
+        """The trusted certificate that issued ``certificate`` (directly or through trusted intermediates)."""
+        current, direct_issuer = certificate, None
+        for _ in range(self.MAX_CHAIN):
+            issuer = next((ca for ca in self._authorities if ca.subject == current.issuer and _issued_by(current, ca)), None)
+            if issuer is None:
+                raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, f"issuer {current.issuer.rfc4514_string()[:200]} is not trusted")
+            direct_issuer = direct_issuer or issuer
+            if issuer.subject == issuer.issuer:
+                return direct_issuer
+            current = issuer
+        raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, "the certificate chain is too long")
+
+    def _crl_of(self, issuer: x509.Certificate) -> x509.CertificateRevocationList | None:
+        if time.monotonic() - self._loaded_at >= self._refresh:
+            with self._lock:
+                if time.monotonic() - self._loaded_at >= self._refresh:
+                    self._reload()
+        return next(
+            (crl for crl in self._crls.values() if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())),
+            None,
+        )
+
+    def _reload(self) -> None:
+        for source in self._sources:
+            try:
+                data = self._fetch(source)
+                crl = x509.load_der_x509_crl(data) if not data.lstrip().startswith(b"-----") else x509.load_pem_x509_crl(data)
+                self._crls[source] = crl
+            except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
+                log.warning("CRL %s could not be refreshed (%s); keeping the last good copy", source, exc.__class__.__name__)
+        self._loaded_at = time.monotonic()
+
+    def _fetch(self, source: str) -> bytes:
+        if source.startswith(("http://", "https://")):
+            response = self._http.request("GET", source)
+            if response.status != 200:
+                raise OSError(f"HTTP {response.status}")
+            return response.data
+        return Path(source).read_bytes()
+
+    def crl_freshness(self) -> dict[str, datetime | None]:
+        """Each CRL source and its ``nextUpdate`` (None when it never loaded), for health reports."""
+        return {source: (crl.next_update_utc if (crl := self._crls.get(source)) else None) for source in self._sources}
+
+
+def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
