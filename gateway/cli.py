@@ -84,7 +84,9 @@ def delivery_enable(point: int) -> None:
 @main.command()
 @click.option("--port", type=int, help="gateway port (GATEWAY_PORT)")
 def demo(port: int | None) -> None:
-    """The embedded default: SQLite, the sample registry, the emulators, the gateway and its delivery worker."""
+    """The embedded default: SQLite, the sample registry, the emulators, the gateway and its delivery worker, with
+    a test PKI in var/pki (created on first run) so that the sample services show signed traffic."""
+    _demo_pki(Path("var/pki"))
     settings = _settings(port=port)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -105,6 +107,26 @@ def demo(port: int | None) -> None:
         for _, process in emulators:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
+
+
+def _demo_pki(folder: Path) -> None:
+    """Create the demo's test CA and the gateway's certificate once, and point the settings at them (through the
+    environment, so the delivery worker process sees them too)."""
+    from gateway.security.pki import create_ca, create_crl, issue_participant
+
+    if not (folder / "gateway.pem").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = create_ca("Demo national CA (RSA TEST)")
+        gateway = issue_participant(ca, "990140000033", common_name="e-government gateway (demo)")
+        _write_private(folder / "ca.key", ca.key_pem)
+        (folder / "ca.pem").write_bytes(ca.cert_pem)
+        (folder / "ca.crl").write_bytes(create_crl(ca, []))
+        _write_private(folder / "gateway.key", gateway.key_pem)
+        (folder / "gateway.pem").write_bytes(gateway.cert_pem)
+    for name, file in (("SIGNING_KEY", "gateway.key"), ("SIGNING_CERT", "gateway.pem"), ("TRUSTED_CA_FILE", "ca.pem"), ("CRL_SOURCES", "ca.crl")):
+        os.environ.setdefault(f"GATEWAY_{name}", str(folder / file))
+    click.echo(f"demo PKI in {folder}: the gateway signs with gateway.pem; issue callers' certificates with "
+               f"'gateway keys issue {folder} NAME --bin BIN'")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -176,6 +198,65 @@ def registry_load(file: Path, check: bool) -> None:
         f"{file}: loaded {summary.organisations} organisations, {summary.delivery_points} delivery points, "
         f"{summary.information_systems} information systems, {summary.services} services"
     )
+
+
+@main.group()
+def keys() -> None:
+    """A test PKI: a CA, participant certificates carrying BINs, CRLs (never for production)."""
+
+
+@keys.command("create-ca")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", default="Test national CA (RSA TEST)", show_default=True)
+def keys_create_ca(folder: Path, name: str) -> None:
+    """Create a test CA (FOLDER/ca.key, FOLDER/ca.pem) and its empty CRL (FOLDER/ca.crl)."""
+    from gateway.security.pki import create_ca, create_crl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = create_ca(name)
+    _write_private(folder / "ca.key", ca.key_pem)
+    (folder / "ca.pem").write_bytes(ca.cert_pem)
+    (folder / "ca.crl").write_bytes(create_crl(ca, []))
+    click.echo(f"CA written to {folder}/ca.pem (key ca.key, CRL ca.crl)")
+
+
+@keys.command("issue")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("holder")
+@click.option("--bin", "bin_", help="the organisation's BIN (12 digits); omit for an individual's certificate")
+@click.option("--ecdsa", is_flag=True, help="a P-256 key instead of RSA-2048")
+@click.option("--days", type=int, default=365, show_default=True)
+def keys_issue(folder: Path, holder: str, bin_: str | None, ecdsa: bool, days: int) -> None:
+    """Issue a signing certificate for HOLDER from the CA in FOLDER (FOLDER/HOLDER.key, FOLDER/HOLDER.pem)."""
+    from gateway.security.pki import Issued, issue_participant
+
+    ca = Issued((folder / "ca.key").read_bytes(), (folder / "ca.pem").read_bytes())
+    issued = issue_participant(ca, bin_, common_name=holder, ecdsa=ecdsa, valid_days=days)
+    _write_private(folder / f"{holder}.key", issued.key_pem)
+    (folder / f"{holder}.pem").write_bytes(issued.cert_pem)
+    click.echo(f"{holder}: serial {issued.certificate.serial_number:x}, subject {issued.certificate.subject.rfc4514_string()}")
+
+
+@keys.command("revoke")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("holder")
+def keys_revoke(folder: Path, holder: str) -> None:
+    """Add HOLDER's certificate to the CA's CRL (FOLDER/ca.crl)."""
+    from cryptography import x509
+
+    from gateway.security.pki import Issued, create_crl
+
+    ca = Issued((folder / "ca.key").read_bytes(), (folder / "ca.pem").read_bytes())
+    crl_path = folder / "ca.crl"
+    revoked = [entry.serial_number for entry in x509.load_pem_x509_crl(crl_path.read_bytes())] if crl_path.exists() else []
+    revoked.append(x509.load_pem_x509_certificate((folder / f"{holder}.pem").read_bytes()).serial_number)
+    crl_path.write_bytes(create_crl(ca, revoked))
+    click.echo(f"{holder} revoked; {crl_path} lists {len(revoked)} certificate(s)")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
 
 
 @main.group()
