@@ -78,3 +78,41 @@ def test_extra_transforms_are_refused() -> None:
     with pytest.raises(GatewayError) as refused:
         verify_envelope(etree.fromstring(etree.tostring(root)))
     assert "not allowed" in refused.value.data
+
+
+def test_inclusive_namespaces_prefix_list_is_honoured() -> None:
+    """Variant A′ (a logged real request): PrefixList on the SignedInfo c14n and an empty one on the transform."""
+    import base64
+
+    import xmlsec
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.security.wssec import BASE64, EXC_C14N, WSU, X509V3
+
+    key, cert = participant("990140000022")
+    root = etree.fromstring(sync_request().encode())
+    body = root.find(f"{{{SOAP_ENV}}}Body")
+    body.set(f"{{{WSU}}}Id", "id-variant")
+    header = etree.Element(f"{{{SOAP_ENV}}}Header")
+    root.insert(0, header)
+    security = etree.SubElement(header, "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}Security")
+    signature = xmlsec.template.create(security, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds")
+    security.append(signature)
+    inclusive = "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces"
+    etree.SubElement(signature[0][0], inclusive, PrefixList="soapenv")
+    reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri="#id-variant")
+    transform = xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    etree.SubElement(transform, inclusive, PrefixList="")
+    token = etree.SubElement(xmlsec.template.ensure_key_info(signature), "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}SecurityTokenReference")
+    identifier = etree.SubElement(token, "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd}KeyIdentifier", EncodingType=BASE64, ValueType=X509V3)
+    identifier.text = base64.b64encode(cx509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)).decode()
+    context = xmlsec.SignatureContext()
+    context.register_id(body, "Id", WSU)
+    context.key = xmlsec.Key.from_memory(key, xmlsec.constants.KeyDataFormatPem, None)
+    context.sign(signature)
+    serialized = etree.tostring(root)
+    assert b"PrefixList" in serialized and EXC_C14N.encode() in serialized
+    verify_envelope(etree.fromstring(serialized))
+    with pytest.raises(GatewayError):
+        verify_envelope(etree.fromstring(serialized.replace(b"<messageId>", b"<messageId>x")))
