@@ -16,11 +16,13 @@ from pathlib import Path
 import urllib3
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import ErrorCode, GatewayError
 
 log = logging.getLogger(__name__)
+CHAIN_CACHE_SIZE = 10_000
 
 _BIN = re.compile(r"^BIN(\d{12})$")
 
@@ -66,8 +68,9 @@ class TrustStore:
         self._sources = crl_sources
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
-        self._crls: dict[str, x509.CertificateRevocationList] = {}
+        self._crls: dict[str, x509.CertificateRevocationList] = {}  # by source, signature checked at load
         self._loaded_at = 0.0
+        self._issuers: dict[bytes, x509.Certificate] = {}  # certificate fingerprint -> its trusted issuer
         self._http = urllib3.PoolManager(retries=False, timeout=10.0)
 
     @classmethod
@@ -87,7 +90,19 @@ class TrustStore:
             raise GatewayError(ErrorCode.CERTIFICATE_NOT_CURRENT, f"certificate {certificate.serial_number:x} is revoked")
 
     def _chain_to_root(self, certificate: x509.Certificate) -> x509.Certificate:
-        """The trusted certificate that issued ``certificate`` (directly or through trusted intermediates)."""
+        """The trusted certificate that issued ``certificate`` (directly or through trusted intermediates); a
+        chain, once checked, is remembered (it cannot change; revocation is checked every time)."""
+        fingerprint = certificate.fingerprint(hashes.SHA256())
+        known = self._issuers.get(fingerprint)
+        if known is not None:
+            return known
+        issuer = self._walk_chain(certificate)
+        if len(self._issuers) >= CHAIN_CACHE_SIZE:
+            self._issuers.clear()
+        self._issuers[fingerprint] = issuer
+        return issuer
+
+    def _walk_chain(self, certificate: x509.Certificate) -> x509.Certificate:
         current, direct_issuer = certificate, None
         for _ in range(self.MAX_CHAIN):
             issuer = next((ca for ca in self._authorities if ca.subject == current.issuer and _issued_by(current, ca)), None)
@@ -104,16 +119,16 @@ class TrustStore:
             with self._lock:
                 if time.monotonic() - self._loaded_at >= self._refresh:
                     self._reload()
-        return next(
-            (crl for crl in self._crls.values() if crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())),
-            None,
-        )
+        return next((crl for crl in self._crls.values() if crl.issuer == issuer.subject), None)
 
     def _reload(self) -> None:
         for source in self._sources:
             try:
                 data = self._fetch(source)
                 crl = x509.load_der_x509_crl(data) if not data.lstrip().startswith(b"-----") else x509.load_pem_x509_crl(data)
+                issuer = next((ca for ca in self._authorities if ca.subject == crl.issuer), None)
+                if issuer is None or not crl.is_signature_valid(issuer.public_key()):
+                    raise ValueError("the CRL is not signed by a trusted CA")
                 self._crls[source] = crl
             except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
                 log.warning("CRL %s could not be refreshed (%s); keeping the last good copy", source, exc.__class__.__name__)

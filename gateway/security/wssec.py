@@ -140,20 +140,20 @@ def _id_attribute_of(element: etree._Element) -> tuple[str, str | None]:
     raise _invalid("the Body carries no Id")
 
 
-@dataclass(frozen=True)
 class EnvelopeSigner:
-    """The gateway's own signing key and certificate (Layout A)."""
+    """The gateway's own signing key and certificate (Layout A), parsed once: loading a private key costs more
+    than signing with it."""
 
-    key_pem: bytes
-    cert_pem: bytes
-
-    @property
-    def ecdsa(self) -> bool:
-        return isinstance(x509.load_pem_x509_certificate(self.cert_pem).public_key(), ec.EllipticCurvePublicKey)
+    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
+        self.cert_pem = cert_pem
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+        self.ecdsa = isinstance(certificate.public_key(), ec.EllipticCurvePublicKey)
+        self._certificate_b64 = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+        self._key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
 
     def sign(self, root: etree._Element) -> bytes:
         """Sign ``root``'s Body and serialise the envelope."""
-        sign_envelope(root, self.key_pem, self.cert_pem, ecdsa=self.ecdsa)
+        _sign(root, self._key, self._certificate_b64, self.ecdsa)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     @classmethod
@@ -171,13 +171,20 @@ class EnvelopeSigner:
             key = serialization.load_pem_private_key(data, secret)
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
         return cls(
-            key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-            cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            certificate.public_bytes(serialization.Encoding.PEM),
         )
 
 
 def sign_envelope(root: etree._Element, key_pem: bytes, cert_pem: bytes, ecdsa: bool = False) -> etree._Element:
     """Sign the Body of ``root`` in place, Layout A (as the NIT reference client does), and return ``root``."""
+    certificate = x509.load_pem_x509_certificate(cert_pem)
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
+    _sign(root, key, base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode(), ecdsa)
+    return root
+
+
+def _sign(root: etree._Element, key: xmlsec.Key, certificate_b64: str, ecdsa: bool) -> None:
     body = root.find(f"{{{SOAP_ENV}}}Body")
     body_id = f"id-{uuid.uuid4()}"
     body.set(f"{{{WSU}}}Id", body_id)
@@ -195,10 +202,8 @@ def sign_envelope(root: etree._Element, key_pem: bytes, cert_pem: bytes, ecdsa: 
     key_info = xmlsec.template.ensure_key_info(signature)
     token = etree.SubElement(key_info, f"{{{WSSE}}}SecurityTokenReference")
     identifier = etree.SubElement(token, f"{{{WSSE}}}KeyIdentifier", EncodingType=BASE64, ValueType=X509V3)
-    certificate = x509.load_pem_x509_certificate(cert_pem)
-    identifier.text = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
+    identifier.text = certificate_b64
     context = xmlsec.SignatureContext()
     context.register_id(body, "Id", WSU)
-    context.key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
+    context.key = key
     context.sign(signature)
-    return root

@@ -1,0 +1,143 @@
+"""Benchmark: signed against unsigned synchronous SendMessage, gateway CPU per message, in one run.
+
+Three variants, each with a fresh gateway (gunicorn, 2 workers x 8 threads) and SQLite file, behind the same
+provider emulator: unsigned (security mode 0); RSA-2048 and P-256, where the service is in mode 2: the caller's
+signature is verified (shape, xmlsec, BIN, chain to the test CA, CRL, replay) and the gateway signs its answer.
+The delivery point stays in mode 0, so the figure is the target's round trip; a point in mode 1 adds one more
+signature (the forwarded request). Callers' envelopes are signed before
+the clock starts, each with its own messageId. Every loop is bounded by a count and a time limit.
+
+    .venv/bin/python bench/signed_sync.py [--requests 1500] [--concurrency 8]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import psutil
+from lxml import etree
+
+from common import cpu_seconds, drive, free_port, wait_until_up
+
+from gateway.security.pki import create_ca, create_crl, issue_participant
+from gateway.security.wssec import sign_envelope
+
+TARGET_SIGNED_CPU_MS = 3.5
+CALLER_BIN = "990140000022"
+REGISTRY = """
+organisations:
+  - {{bin: "990140000011", name: Bench provider org, shortName: P}}
+  - {{bin: "{caller_bin}", name: Bench consumer org, shortName: C}}
+deliveryPoints:
+  - {{id: 1, url: "http://127.0.0.1:{provider_port}/provider", callMode: 1, securityMode: {point_mode}}}
+informationSystems:
+  - {{senderId: provider, organisation: "990140000011", shortName: P, name: Provider}}
+  - {{senderId: bench, organisation: "{caller_bin}", shortName: B, name: Bench client, password: bench-password}}
+services:
+  - {{key: BenchService, name: Bench, ownerIS: provider, interactionMode: SYNC, defaultDeliveryPoint: 1,
+     securityMode: {service_mode}, users: [{{informationSystem: bench}}]}}
+"""
+ENVELOPE = (
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
+    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
+    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
+    "<sender><senderId>bench</senderId><password>bench-password</password></sender></requestInfo>"
+    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name></person></data>'
+    "</requestData></request></ns2:SendMessage></soapenv:Body></soapenv:Envelope>"
+)
+
+
+def bodies(count: int, key_pem: bytes | None, cert_pem: bytes | None, ecdsa: bool) -> list[bytes]:
+    """``count`` distinct envelopes, signed by the caller when a key is given."""
+    out = []
+    for _ in range(count):
+        envelope = ENVELOPE.format(message_id=uuid.uuid4()).encode()
+        if key_pem is not None:
+            envelope = etree.tostring(sign_envelope(etree.fromstring(envelope), key_pem, cert_pem, ecdsa=ecdsa))
+        out.append(envelope)
+    return out
+
+
+def run_variant(name: str, args: argparse.Namespace, provider_port: int) -> tuple[object, float]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-signed-{name}-"))
+    ecdsa = name == "P-256"
+    signed = name != "unsigned"
+    gateway_port = free_port()
+    env = dict(os.environ, GATEWAY_DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}", GATEWAY_PORT=str(gateway_port),
+               GATEWAY_WORKERS="2", GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false")
+    caller = None
+    if signed:
+        ca = create_ca()
+        gateway_key = issue_participant(ca, "990140000033", common_name="gateway", ecdsa=ecdsa)
+        caller = issue_participant(ca, CALLER_BIN, common_name="bench caller", ecdsa=ecdsa)
+        for file, data in (("ca.pem", ca.cert_pem), ("ca.crl", create_crl(ca, [])), ("gateway.key", gateway_key.key_pem),
+                           ("gateway.pem", gateway_key.cert_pem)):
+            (workdir / file).write_bytes(data)
+        env.update(GATEWAY_SIGNING_KEY=str(workdir / "gateway.key"), GATEWAY_SIGNING_CERT=str(workdir / "gateway.pem"),
+                   GATEWAY_TRUSTED_CA_FILE=str(workdir / "ca.pem"), GATEWAY_CRL_SOURCES=str(workdir / "ca.crl"))
+    (workdir / "registry.yaml").write_text(REGISTRY.format(
+        caller_bin=CALLER_BIN, provider_port=provider_port, point_mode=0, service_mode=2 if signed else 0,
+    ), encoding="utf-8")
+    cli = [sys.executable, "-m", "gateway.cli"]
+    subprocess.run([*cli, "registry", "load", str(workdir / "registry.yaml")], env=env, check=True, capture_output=True)
+    prepared = bodies(args.requests + 200, caller.key_pem if caller else None, caller.cert_pem if caller else None, ecdsa)
+    position = itertools.count()
+    lock = threading.Lock()
+
+    def next_body() -> bytes:
+        with lock:
+            return prepared[next(position)]
+
+    gateway = subprocess.Popen([*cli, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"http://127.0.0.1:{gateway_port}/health")
+        url = f"http://127.0.0.1:{gateway_port}/bip-sync/"
+        drive("warm-up", url, next_body, 200, args.concurrency, args.time_limit)
+        process = psutil.Process(gateway.pid)
+        before = cpu_seconds(process)
+        run = drive(name, url, next_body, args.requests, args.concurrency, args.time_limit)
+        cpu_ms = (cpu_seconds(process) - before) / run.requests * 1000
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=60)
+    if run.errors:
+        raise SystemExit(f"{name}: {run.errors} requests failed")
+    return run, cpu_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per variant at most")
+    args = parser.parse_args()
+    provider_port = free_port()
+    provider = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port",
+                                 str(provider_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_up(f"http://127.0.0.1:{provider_port}/")
+        results = {name: run_variant(name, args, provider_port) for name in ("unsigned", "RSA-2048", "P-256")}
+    finally:
+        provider.terminate()
+        provider.wait(timeout=30)
+    print(f"signed vs unsigned SendMessage: {args.requests} requests per variant, {args.concurrency} client threads, "
+          f"gateway 2 workers x 8 threads, SQLite, {os.cpu_count()} cores")
+    print(f"{'':10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'gateway CPU ms/msg':>21}{'signature cost ms':>19}")
+    base = results["unsigned"][1]
+    for name, (run, cpu_ms) in results.items():
+        print(f"{name:10}{run.throughput:8.0f}{run.percentile(0.5):9.2f}{run.percentile(0.99):9.2f}{cpu_ms:21.2f}{cpu_ms - base:19.2f}")
+    rsa = results["RSA-2048"][1]
+    print(f"signed round trip with RSA-2048 (verify the caller, sign the answer): {rsa:.2f} ms gateway CPU "
+          f"(target <= {TARGET_SIGNED_CPU_MS} ms: {'met' if rsa <= TARGET_SIGNED_CPU_MS else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
