@@ -6,7 +6,7 @@ import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, bindparam, delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import ErrorCode, GatewayError
@@ -22,6 +22,12 @@ class ReplayGuard:
         self._engine = engine
         self._window = timedelta(seconds=window_seconds)
         self._counter = itertools.count(1)
+        # Built once: constructing statements per message cost more than running them.
+        self._forget_expired = delete(SeenSignature).where(SeenSignature.seen_at < bindparam("cutoff"))
+        self._forget_these = delete(SeenSignature).where(
+            SeenSignature.digest.in_(bindparam("digests", expanding=True)), SeenSignature.seen_at < bindparam("cutoff")
+        )
+        self._remember = insert(SeenSignature)
 
     def check(self, signature_value: bytes, sender_id: str, message_id: str) -> None:
         """Record this signed message; raise REPLAYED_MESSAGE when it (or its sender's messageId) was seen."""
@@ -30,13 +36,13 @@ class ReplayGuard:
             "sig:" + hashlib.sha256(signature_value).hexdigest()[:60],
             "msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60],
         ]
-        expired = SeenSignature.seen_at < now - self._window
+        cutoff = now - self._window
         try:
             with self._engine.begin() as connection:
                 if next(self._counter) % PRUNE_EVERY == 0:
-                    connection.execute(delete(SeenSignature).where(expired))
+                    connection.execute(self._forget_expired, {"cutoff": cutoff})
                 else:
-                    connection.execute(delete(SeenSignature).where(SeenSignature.digest.in_(digests), expired))
-                connection.execute(insert(SeenSignature), [{"digest": d, "seen_at": now} for d in digests])
+                    connection.execute(self._forget_these, {"digests": digests, "cutoff": cutoff})
+                connection.execute(self._remember, [{"digest": d, "seen_at": now} for d in digests])
         except IntegrityError as exc:
             raise GatewayError(ErrorCode.REPLAYED_MESSAGE, f"messageId {message_id[:80]!r} or its signature was seen before") from exc
