@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from registry.credentials import hash_password
 from registry.models import (
+    Certificate,
     DeliveryPoint,
     InformationSystem,
     MessageParameter,
@@ -152,8 +153,8 @@ def apply_registry(engine: Engine, registry: RegistryFile) -> LoadSummary:
         systems = {s.sender_id: s for s in session.scalars(select(InformationSystem))}
         for is_entry in registry.information_systems:
             system = systems.get(is_entry.sender_id) or InformationSystem(sender_id=is_entry.sender_id)
-            _apply_information_system(system, is_entry, orgs[is_entry.organisation])
             session.add(system)
+            _apply_information_system(system, is_entry, orgs[is_entry.organisation])
             systems[is_entry.sender_id] = system
         session.flush()
         services = {s.key: s for s in session.scalars(select(Service))}
@@ -191,6 +192,7 @@ def _apply_information_system(system: InformationSystem, entry: Any, organisatio
     system.short_name, system.name = entry.short_name, entry.name
     system.availability_mode = entry.availability_mode
     system.response_delivery_point_id = entry.response_delivery_point
+    system.certificates = [Certificate(pem=pem) for pem in entry.certificates]
     if entry.password is not None:
         system.password_hash = hash_password(entry.password)
     elif entry.password_hash is not None:

@@ -75,6 +75,18 @@ class InformationSystem(RegistryBase):
     developer_contact: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     organisation: Mapped[Organisation] = relationship(back_populates="information_systems")
+    certificates: Mapped[list[Certificate]] = relationship(cascade="all, delete-orphan", order_by="Certificate.id")
+
+
+class Certificate(RegistryBase):
+    """A transport-signature certificate registered for an information system (found by issuer and serial when
+    a signature names its certificate instead of carrying it, Layout B)."""
+
+    __tablename__ = "registry_certificate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    information_system_id: Mapped[int] = mapped_column(ForeignKey("registry_information_system.id", ondelete="CASCADE"))
+    pem: Mapped[str] = mapped_column(Text)
 
 
 class Service(RegistryBase):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -34,7 +35,16 @@ def _bin(value: str) -> str:
     return value
 
 
+def _certificate(value: str) -> str:
+    try:
+        x509.load_pem_x509_certificate(value.encode())
+    except ValueError as exc:
+        raise ValueError("must be one PEM certificate") from exc
+    return value
+
+
 Url = Annotated[str, AfterValidator(_url)]
+CertificatePem = Annotated[str, AfterValidator(_certificate)]
 LatinKey = Annotated[str, AfterValidator(_latin_key)]
 Bin = Annotated[str, AfterValidator(_bin)]
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -102,6 +112,7 @@ class InformationSystemEntry(_Entry):
     availability_mode: str | None = Field(default=None, pattern=_AVAILABILITY.pattern)
     response_delivery_point: int | None = None
     operator: OperatorEntry | None = None
+    certificates: list[CertificatePem] = []
 
     @model_validator(mode="after")
     def _one_credential(self) -> InformationSystemEntry:

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, fields
 
+from cryptography import x509
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -67,6 +68,7 @@ class RegistrySnapshot:
     senders: dict[str, SenderView]
     services: dict[str, ServiceView]
     delivery_points: dict[int, DeliveryPointView]
+    certificates: dict[tuple[x509.Name, int], x509.Certificate]  # registered, by (issuer, serial)
 
 
 def read_version(session: Session) -> int:
@@ -77,7 +79,18 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
     """Read the whole registry into a snapshot."""
     with Session(engine) as session:
         version = read_version(session)
-        systems = list(session.scalars(select(InformationSystem).options(selectinload(InformationSystem.organisation))))
+        systems = list(
+            session.scalars(
+                select(InformationSystem).options(
+                    selectinload(InformationSystem.organisation), selectinload(InformationSystem.certificates)
+                )
+            )
+        )
+        certificates = {}
+        for system in systems:
+            for registered in system.certificates:
+                certificate = x509.load_pem_x509_certificate(registered.pem.encode())
+                certificates[(certificate.issuer, certificate.serial_number)] = certificate
         senders = {
             s.sender_id: SenderView(s.sender_id, s.password_hash, s.organisation.bin, s.response_delivery_point_id)
             for s in systems
@@ -106,7 +119,9 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
             d.id: DeliveryPointView(**{name: getattr(d, name) for name in view_fields})
             for d in session.scalars(select(DeliveryPoint))
         }
-    return RegistrySnapshot(version=version, senders=senders, services=services, delivery_points=points)
+    return RegistrySnapshot(
+        version=version, senders=senders, services=services, delivery_points=points, certificates=certificates
+    )
 
 
 class RegistryCache:

@@ -129,3 +129,21 @@ def test_cli_load_reports_problems_and_exit_code(tmp_path: Path, monkeypatch: py
     assert result.exit_code == 0, result.output
     assert "3 services" in result.output
     assert "pep-demo-password" not in result.output
+
+
+def test_registered_certificates_are_checked_and_loaded(tmp_path: Path) -> None:
+    from gateway.db import make_engine, migrate
+    from gateway.security.pki import create_ca, issue_participant
+
+    base = "organisations: [{bin: \"990140000022\", name: O, shortName: O}]\ninformationSystems:\n"
+    bad = base + "  - {senderId: a, organisation: \"990140000022\", shortName: A, name: A, certificates: [\"not a certificate\"]}\n"
+    assert "PEM certificate" in problems_of(bad)["informationSystems[0].certificates[0]"]
+    holder = issue_participant(create_ca(), "990140000022")
+    good = base + "  - senderId: a\n    organisation: \"990140000022\"\n    shortName: A\n    name: A\n    certificates:\n      - |\n"
+    good += "".join(f"        {line}\n" for line in holder.cert_pem.decode().splitlines())
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    migrate(engine)
+    apply_registry(engine, parse_registry(good))
+    snapshot = build_snapshot(engine)
+    assert snapshot.certificates[(holder.certificate.issuer, holder.certificate.serial_number)] == holder.certificate
+    engine.dispose()

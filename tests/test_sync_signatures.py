@@ -10,11 +10,12 @@ from lxml import etree
 from sqlalchemy import Engine
 
 from gateway.emulators.sync_provider import SyncProviderEmulator
-from gateway.security.wssec import sign_envelope, verify_envelope
+from gateway.security.wssec import DS, sign_envelope, verify_envelope
 from tests.test_sync_faults import assert_fault, assert_journalled
 from gateway.security.pki import issue_participant
 from tests.conftest import NationalCa
 from tests.pki import participant
+from gateway.soap.namespaces import WSSE
 from tests.wire import SOAP_ENV, assert_wire_valid, post, sync_request
 
 PEP_BIN = "990140000022"  # the BIN of pep's organisation in the test registry
@@ -136,3 +137,48 @@ def test_a_revoked_certificate_is_refused_once_the_crl_says_so(sync_url: str, pr
     refused = post(sync_url, sign_with(holder.key_pem, holder.cert_pem))
     assert_fault(refused, "SCE005", "Client")
     assert "revoked" in refused.fault_info().findtext("errorData")
+
+
+def layout_b(signed: bytes, certificate: x509.Certificate, issuer_text: str | None = None) -> bytes:
+    """Turn a Layout A envelope into WSS4J 2's Layout B: the certificate named by issuer and serial instead of
+    carried (KeyInfo is outside what is signed, so the signature stays valid)."""
+    root = etree.fromstring(signed)
+    reference = root.find(f".//{{{WSSE}}}SecurityTokenReference")
+    for child in list(reference):
+        reference.remove(child)
+    data = etree.SubElement(reference, f"{{{DS}}}X509Data")
+    issuer_serial = etree.SubElement(data, f"{{{DS}}}X509IssuerSerial")
+    etree.SubElement(issuer_serial, f"{{{DS}}}X509IssuerName").text = issuer_text or certificate.issuer.rfc4514_string()
+    etree.SubElement(issuer_serial, f"{{{DS}}}X509SerialNumber").text = str(certificate.serial_number)
+    return etree.tostring(root)
+
+
+def register(engine: Engine, sender_id: str, cert_pem: bytes) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from registry.loader import bump_version
+    from registry.models import Certificate, InformationSystem
+
+    with Session(engine) as session, session.begin():
+        system = session.scalars(select(InformationSystem).where(InformationSystem.sender_id == sender_id)).one()
+        session.add(Certificate(information_system_id=system.id, pem=cert_pem.decode()))
+        bump_version(session)
+
+
+def test_layout_b_finds_the_registered_certificate(sync_url: str, engine: Engine, provider: SyncProviderEmulator, test_pki: NationalCa) -> None:
+    holder = issue_participant(test_pki.ca, PEP_BIN)
+    message = layout_b(sign_with(holder.key_pem, holder.cert_pem), holder.certificate)
+    assert_fault(post(sync_url, message), "SCE006", "Client")  # not registered yet
+    register(engine, "pep", holder.cert_pem)
+    second = layout_b(sign_with(holder.key_pem, holder.cert_pem), holder.certificate)
+    answer = post(sync_url, second)
+    assert answer.status == 200, answer.body[:600]
+
+
+def test_issuer_names_match_by_value_not_by_string() -> None:
+    from gateway.security.wssec import parse_distinguished_name
+
+    wss4j = parse_distinguished_name("CN=ҰКО 3.0 (RSA TEST),2.5.4.5=#130f49494e393331303032343531333235,C=KZ")
+    other = parse_distinguished_name("CN=ҰКО 3.0 (RSA TEST), SERIALNUMBER=IIN931002451325, C=KZ")
+    assert wss4j == other

@@ -11,7 +11,7 @@ from gateway.errors import ErrorCode, GatewayError
 from gateway.security.certificates import TrustStore, check_signer
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
-from gateway.security.wssec import VerifiedSignature
+from gateway.security.wssec import CertificateLookup, VerifiedSignature
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from journals.logging_journal import JournalRecord
 from gateway.channels.routing import resolve_delivery_point
@@ -20,7 +20,7 @@ from registry.snapshot import DeliveryPointView, RegistryCache
 SYNC_CALL_MODE = 1
 
 
-SignatureVerifier = Callable[[], VerifiedSignature]
+SignatureVerifier = Callable[[CertificateLookup], VerifiedSignature]
 
 
 class ProviderCaller(Protocol):
@@ -140,7 +140,7 @@ class SyncChannel:
         if not service.offers_sync():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         if service.security_mode >= SIGNED_CALLER_MODE:
-            signature = verify_signature()
+            signature = verify_signature(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
             check_signer(signature.certificate, sender.organisation_bin)
             if self._trust is not None:
                 self._trust.check(signature.certificate)

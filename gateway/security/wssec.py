@@ -11,7 +11,9 @@ by adding its URIs to that table with a verifier of its own; none is available o
 from __future__ import annotations
 
 import base64
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.errors import ErrorCode, GatewayError
@@ -101,24 +104,73 @@ def _check_shape(root: etree._Element, signature: etree._Element) -> etree._Elem
     return body
 
 
-def _inline_certificate(signature: etree._Element) -> x509.Certificate:
-    identifier = signature.find(f"{{{DS}}}KeyInfo/{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}KeyIdentifier")
-    if identifier is None or identifier.get("ValueType") != X509V3:
-        raise _invalid("KeyInfo must carry the signer's certificate as an X509v3 KeyIdentifier")
+CertificateLookup = Callable[[x509.Name, int], "x509.Certificate | None"]
+
+
+def _signer_certificate(signature: etree._Element, registered: CertificateLookup) -> x509.Certificate:
+    """Layout A: the certificate inline in an X509v3 KeyIdentifier; Layout B: named by issuer and serial and
+    looked up among the registered certificates."""
+    key_info = signature.find(f"{{{DS}}}KeyInfo")
+    identifier = key_info.find(f"{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}KeyIdentifier") if key_info is not None else None
+    if identifier is not None and identifier.get("ValueType") == X509V3:
+        try:
+            return x509.load_der_x509_certificate(base64.b64decode("".join((identifier.text or "").split())))
+        except ValueError as exc:
+            raise _invalid("the KeyIdentifier does not hold a certificate") from exc
+    issuer_serial = key_info.find(f".//{{{DS}}}X509IssuerSerial") if key_info is not None else None
+    if issuer_serial is None:
+        raise _invalid("KeyInfo names no certificate (X509v3 KeyIdentifier or X509IssuerSerial)")
     try:
-        return x509.load_der_x509_certificate(base64.b64decode("".join((identifier.text or "").split())))
+        issuer = parse_distinguished_name(issuer_serial.findtext(f"{{{DS}}}X509IssuerName") or "")
+        serial = int((issuer_serial.findtext(f"{{{DS}}}X509SerialNumber") or "").strip())
     except ValueError as exc:
-        raise _invalid("the KeyIdentifier does not hold a certificate") from exc
+        raise _invalid("X509IssuerSerial cannot be read") from exc
+    certificate = registered(issuer, serial)
+    if certificate is None:
+        raise _invalid(f"no registered certificate {serial:x} of {issuer.rfc4514_string()[:200]}")
+    return certificate
 
 
-def verify_envelope(root: etree._Element) -> VerifiedSignature:
+_BLANK_AFTER_COMMA = re.compile(r"(?<!\\),\s+")
+_EXTRA_ATTRIBUTE_NAMES = {
+    "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+    "SURNAME": NameOID.SURNAME,
+    "GIVENNAME": NameOID.GIVEN_NAME,
+    "E": NameOID.EMAIL_ADDRESS,
+    "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
+}
+
+
+def parse_distinguished_name(text: str) -> x509.Name:
+    """An issuer name as written in X509IssuerName, matched later by value, never by string: WSS4J writes
+    ``2.5.4.5=#130f…`` (hex DER) where others write ``SERIALNUMBER=IIN…`` (shep-wire.md §3.7)."""
+    # Java writes "CN=a, SERIALNUMBER=b"; RFC 4514 has no blanks after the commas and knows fewer names.
+    name = x509.Name.from_rfc4514_string(_BLANK_AFTER_COMMA.sub(",", text.strip()), _EXTRA_ATTRIBUTE_NAMES)
+    rdns = []
+    for rdn in name.rdns:
+        attributes = []
+        for attribute in rdn:
+            value = attribute.value
+            # A '#'-hex value arrives as its DER: a string type tag and a short length before the characters.
+            if isinstance(value, str) and len(value) >= 2 and ord(value[0]) < 0x20 and ord(value[1]) == len(value) - 2:
+                value = value[2:]
+            attributes.append(x509.NameAttribute(attribute.oid, value))
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns)
+
+
+def _none_registered(_issuer: x509.Name, _serial: int) -> None:
+    return None
+
+
+def verify_envelope(root: etree._Element, registered: CertificateLookup = _none_registered) -> VerifiedSignature:
     """Verify the transport signature of a parsed envelope; raise MESSAGE_NOT_SIGNED or
-    TRANSPORT_SIGNATURE_INVALID. ``root`` is not modified."""
+    TRANSPORT_SIGNATURE_INVALID. ``registered`` finds certificates a signature names by issuer and serial."""
     signature = find_signature(root)
     if signature is None:
         raise GatewayError(ErrorCode.MESSAGE_NOT_SIGNED)
     body = _check_shape(root, signature)
-    certificate = _inline_certificate(signature)
+    certificate = _signer_certificate(signature, registered)
     context = xmlsec.SignatureContext()
     id_name, id_namespace = _id_attribute_of(body)
     context.register_id(body, id_name, id_namespace)

@@ -38,7 +38,7 @@ class SyncEndpoint:
             if envelope.payload_qname != SEND_MESSAGE:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
             request = read_send_message(envelope.payload)
-            response = self._channel.send_message(request, exchange, deadline, lambda: verify_envelope(envelope.root))
+            response = self._channel.send_message(request, exchange, deadline, lambda registered: verify_envelope(envelope.root, registered))
             signer = self._signer if exchange.sign_answer else None
             answer = build_envelope(build_send_message_response(response, exchange.session_id), signer)
             status = 200
