@@ -116,3 +116,20 @@ def test_inclusive_namespaces_prefix_list_is_honoured() -> None:
     verify_envelope(etree.fromstring(serialized))
     with pytest.raises(GatewayError):
         verify_envelope(etree.fromstring(serialized.replace(b"<messageId>", b"<messageId>x")))
+
+
+def test_zeep_binary_signature_verifies(tmp_path) -> None:  # noqa: ANN001
+    """Interop: what zeep's BinarySignature makes (certificate in a BinarySecurityToken, RSA-SHA1) verifies,
+    and fails after a change to the Body."""
+    from zeep.wsse.signature import BinarySignature
+
+    key, cert = participant("990140000022")
+    (tmp_path / "key.pem").write_bytes(key)
+    (tmp_path / "cert.pem").write_bytes(cert)
+    envelope, _ = BinarySignature(str(tmp_path / "key.pem"), str(tmp_path / "cert.pem")).apply(
+        etree.fromstring(sync_request().encode()), {}
+    )
+    serialized = etree.tostring(envelope)
+    assert organisation_bin(verify_envelope(etree.fromstring(serialized)).certificate) == "990140000022"
+    with pytest.raises(GatewayError):
+        verify_envelope(etree.fromstring(serialized.replace(b"<serviceId>GbdflPersonInfo", b"<serviceId>Other")))

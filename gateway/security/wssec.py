@@ -113,10 +113,19 @@ def _signer_certificate(signature: etree._Element, registered: CertificateLookup
     key_info = signature.find(f"{{{DS}}}KeyInfo")
     identifier = key_info.find(f"{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}KeyIdentifier") if key_info is not None else None
     if identifier is not None and identifier.get("ValueType") == X509V3:
-        try:
-            return x509.load_der_x509_certificate(base64.b64decode("".join((identifier.text or "").split())))
-        except ValueError as exc:
-            raise _invalid("the KeyIdentifier does not hold a certificate") from exc
+        return _certificate_from_base64(identifier.text, "the KeyIdentifier")
+    token_reference = key_info.find(f"{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}Reference") if key_info is not None else None
+    if token_reference is not None and (token_reference.get("URI") or "").startswith("#"):
+        # A BinarySecurityToken beside the signature in the same Security header (zeep's BinarySignature).
+        token_id = token_reference.get("URI")[1:]
+        tokens = [
+            token
+            for token in signature.getparent().iterfind(f"{{{WSSE}}}BinarySecurityToken")
+            if any(token.get(attribute) == token_id for attribute in _ID_ATTRIBUTES) and token.get("ValueType") == X509V3
+        ]
+        if len(tokens) != 1:
+            raise _invalid(f"the security token {token_id!r} is not in the Security header exactly once")
+        return _certificate_from_base64(tokens[0].text, "the BinarySecurityToken")
     issuer_serial = key_info.find(f".//{{{DS}}}X509IssuerSerial") if key_info is not None else None
     if issuer_serial is None:
         raise _invalid("KeyInfo names no certificate (X509v3 KeyIdentifier or X509IssuerSerial)")
@@ -139,6 +148,13 @@ _EXTRA_ATTRIBUTE_NAMES = {
     "E": NameOID.EMAIL_ADDRESS,
     "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
 }
+
+
+def _certificate_from_base64(text: str | None, where: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode("".join((text or "").split())))
+    except ValueError as exc:
+        raise _invalid(f"{where} does not hold a certificate") from exc
 
 
 def parse_distinguished_name(text: str) -> x509.Name:
