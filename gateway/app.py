@@ -16,6 +16,7 @@ from gateway.db import make_engine
 from gateway.delivery.soap_client import SoapClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
+from gateway.security.callers import CallerSignatures
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
 from gateway.security.keys import load_signer, load_trust_store
@@ -150,21 +151,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_response_bytes=settings.max_provider_response_bytes,
     )
     signer = load_signer(settings)
+    signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), load_trust_store(settings))
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
         provider=SoapProviderCaller(soap_client, signer),
-        replay=ReplayGuard(engine, settings.replay_window_seconds),
+        signatures=signatures,
         can_sign=signer is not None,
-        trust=load_trust_store(settings),
     )
     journal = LoggingJournal(engine)
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, signer)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
-        default_amount=settings.get_messages_default_amount,
+        default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=signer is not None,
     )
     return GatewayApp(
         settings=settings,
@@ -172,7 +173,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         endpoints={
             "/bip-sync/": sync_endpoint,
             "/bip-sync-wss-gost/": sync_endpoint,
-            "/bip-async/": AsyncEndpoint(async_channel, journal),
+            "/bip-async/": AsyncEndpoint(async_channel, journal, signer),
         },
         contracts=ContractDocuments(settings.contracts_dir),
         soap_client=soap_client,

@@ -182,3 +182,18 @@ def test_issuer_names_match_by_value_not_by_string() -> None:
     wss4j = parse_distinguished_name("CN=ҰКО 3.0 (RSA TEST),2.5.4.5=#130f49494e393331303032343531333235,C=KZ")
     other = parse_distinguished_name("CN=ҰКО 3.0 (RSA TEST), SERIALNUMBER=IIN931002451325, C=KZ")
     assert wss4j == other
+
+
+def test_the_async_channel_applies_the_same_rules(gateway_url: str, test_pki: NationalCa, gateway_key: tuple[Path, Path]) -> None:
+    from tests.test_async_faults import assert_async_fault
+    from tests.wire import async_send
+
+    url = f"{gateway_url}/bip-async/"
+    assert_async_fault(post(url, async_send("AsyncSigned")), "sendMessage", "SCE007")
+    holder = issue_participant(test_pki.ca, PEP_BIN)
+    signed = etree.tostring(sign_envelope(etree.fromstring(async_send("AsyncSigned").encode()), holder.key_pem, holder.cert_pem))
+    answer = post(url, signed)
+    assert answer.status == 200, answer.body[:600]
+    assert verify_envelope(answer.root).certificate == x509.load_pem_x509_certificate(gateway_key[1].read_bytes())
+    assert_wire_valid(answer.payload)
+    assert_async_fault(post(url, signed), "sendMessage", "SCE023")

@@ -9,6 +9,7 @@ from lxml import etree
 
 from gateway.channels.routing import resolve_delivery_point
 from gateway.errors import ErrorCode, GatewayError
+from gateway.security.callers import GATEWAY_SIGNS_MODE, SIGNED_CALLER_MODE, CallerSignatures, SignatureVerifier
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
 from gateway.store.messages import (
@@ -35,16 +36,27 @@ ASYNC_CALL_MODE = 2
 class Accepted:
     message_id: str
     correlation_id: str
+    signed: bool
 
 
 class AsyncChannel:
     """The asynchronous channel over the message store."""
 
-    def __init__(self, registry: RegistryCache, authenticator: SenderAuthenticator, store: MessageStore, default_amount: int) -> None:
+    def __init__(
+        self,
+        registry: RegistryCache,
+        authenticator: SenderAuthenticator,
+        store: MessageStore,
+        default_amount: int,
+        signatures: CallerSignatures,
+        can_sign: bool,
+    ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._store = store
         self._default_amount = default_amount
+        self._signatures = signatures
+        self._can_sign = can_sign
 
     def _authenticate(self, snapshot: RegistrySnapshot, credentials: Credentials) -> str:
         if credentials.sender_id is None or not self._authenticator.authenticate(
@@ -62,11 +74,23 @@ class AsyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is a synchronous service")
         return service
 
-    def send_message(self, info: MessageInfo, data: etree._Element, session_id: str, received_at: datetime) -> Accepted:
-        """Accept a message: check sender, access and chain, store it durably with its journal row."""
+    def send_message(
+        self,
+        info: MessageInfo,
+        data: etree._Element,
+        session_id: str,
+        received_at: datetime,
+        verify_signature: SignatureVerifier,
+    ) -> Accepted:
+        """Accept a message: check sender, its signature where the service demands one, access and chain, and
+        store it durably with its journal row. ``accepted.signed`` says whether the answer is to be signed."""
         snapshot = self._registry.current()
         sender_id = self._authenticate(snapshot, Credentials(info.sender_id, info.password))
         service = self._async_service(snapshot, info.service_id)
+        if service.security_mode >= GATEWAY_SIGNS_MODE and not self._can_sign:
+            raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
+        if service.security_mode >= SIGNED_CALLER_MODE:
+            self._signatures.check(snapshot, snapshot.senders[sender_id], None, verify_signature)
         message_id = new_message_id()
         if info.message_type == "REQUEST":
             if sender_id not in service.users:
@@ -109,7 +133,7 @@ class AsyncChannel:
         }
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
         self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
-        return Accepted(message_id, correlation_id)
+        return Accepted(message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE)
 
     @staticmethod
     def _request_point(snapshot: RegistrySnapshot, service: ServiceView, route_id: str | None) -> int:

@@ -4,23 +4,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import Protocol
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.certificates import TrustStore, check_signer
+from gateway.security.callers import GATEWAY_SIGNS_MODE, SIGNED_CALLER_MODE, CallerSignatures, SignatureVerifier
 from gateway.security.passwords import SenderAuthenticator
-from gateway.security.replay import ReplayGuard
-from gateway.security.wssec import CertificateLookup, VerifiedSignature
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from journals.logging_journal import JournalRecord
 from gateway.channels.routing import resolve_delivery_point
 from registry.snapshot import DeliveryPointView, RegistryCache
 
 SYNC_CALL_MODE = 1
-
-
-SignatureVerifier = Callable[[CertificateLookup], VerifiedSignature]
 
 
 class ProviderCaller(Protocol):
@@ -98,8 +92,6 @@ class SyncExchange:
         return records
 
 
-GATEWAY_SIGNS_MODE = 1  # security modes 1-3: what the gateway sends on carries its transport signature (§3.3)
-SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required as well
 
 
 class SyncChannel:
@@ -110,16 +102,14 @@ class SyncChannel:
         registry: RegistryCache,
         authenticator: SenderAuthenticator,
         provider: ProviderCaller,
-        replay: ReplayGuard,
+        signatures: CallerSignatures,
         can_sign: bool,
-        trust: TrustStore | None,
     ) -> None:
         self._registry = registry
         self._authenticator = authenticator
         self._provider = provider
-        self._replay = replay
+        self._signatures = signatures
         self._can_sign = can_sign
-        self._trust = trust
 
     def send_message(
         self, request: SyncRequest, exchange: SyncExchange, deadline: float, verify_signature: SignatureVerifier
@@ -140,11 +130,7 @@ class SyncChannel:
         if not service.offers_sync():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         if service.security_mode >= SIGNED_CALLER_MODE:
-            signature = verify_signature(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
-            check_signer(signature.certificate, sender.organisation_bin)
-            if self._trust is not None:
-                self._trust.check(signature.certificate)
-            self._replay.check(signature.signature_value, request.sender_id, request.message_id)
+            self._signatures.check(snapshot, sender, request.message_id, verify_signature)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
         if max(service.security_mode, point.security_mode) >= GATEWAY_SIGNS_MODE and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")

@@ -29,13 +29,13 @@ class ReplayGuard:
         )
         self._remember = insert(SeenSignature)
 
-    def check(self, signature_value: bytes, sender_id: str, message_id: str) -> None:
-        """Record this signed message; raise REPLAYED_MESSAGE when it (or its sender's messageId) was seen."""
+    def check(self, signature_value: bytes, sender_id: str, message_id: str | None) -> None:
+        """Record this signed message; raise REPLAYED_MESSAGE when it (or its sender's messageId, when the sender
+        gives one) was seen."""
         now = datetime.now(UTC)
-        digests = [
-            "sig:" + hashlib.sha256(signature_value).hexdigest()[:60],
-            "msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60],
-        ]
+        digests = ["sig:" + hashlib.sha256(signature_value).hexdigest()[:60]]
+        if message_id is not None:
+            digests.append("msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60])
         cutoff = now - self._window
         try:
             with self._engine.begin() as connection:
@@ -45,4 +45,4 @@ class ReplayGuard:
                     connection.execute(self._forget_these, {"digests": digests, "cutoff": cutoff})
                 connection.execute(self._remember, [{"digest": d, "seen_at": now} for d in digests])
         except IntegrityError as exc:
-            raise GatewayError(ErrorCode.REPLAYED_MESSAGE, f"messageId {message_id[:80]!r} or its signature was seen before") from exc
+            raise GatewayError(ErrorCode.REPLAYED_MESSAGE, "this signature, or this messageId of the sender, was seen before") from exc

@@ -9,7 +9,8 @@ from lxml import etree
 from gateway.channels.async_channel import AsyncChannel
 from gateway.errors import ErrorCode, GatewayError
 from gateway.soap import async_messages as wire
-from gateway.soap.envelope import build_envelope, build_fault, parse_envelope, parse_xml
+from gateway.security.wssec import verify_envelope
+from gateway.soap.envelope import Signer, build_envelope, build_fault, parse_envelope, parse_xml
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import StoredMessage
 from journals.logging_journal import JournalRecord, LoggingJournal
@@ -45,9 +46,10 @@ def stored_data(message: StoredMessage) -> etree._Element:
 class AsyncEndpoint:
     """Handles one POSTed envelope on the asynchronous channel."""
 
-    def __init__(self, channel: AsyncChannel, journal: LoggingJournal) -> None:
+    def __init__(self, channel: AsyncChannel, journal: LoggingJournal, signer: Signer | None) -> None:
         self._channel = channel
         self._journal = journal
+        self._signer = signer
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
@@ -59,7 +61,13 @@ class AsyncEndpoint:
             operation = envelope.payload_qname
             if operation == wire.SEND_MESSAGE:
                 info, data = wire.read_send_message(envelope.payload)
-                answer = self._send_message(info, data, session_id, received_at)
+                accepted = self._channel.send_message(
+                    info, data, session_id, received_at, lambda registered: verify_envelope(envelope.root, registered)
+                )
+                answer = wire.build_send_message_response(
+                    accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
+                )
+                return 200, build_envelope(answer, self._signer if accepted.signed else None)
             elif operation == wire.GET_MESSAGE_STATUS:
                 answer = self._message_status(wire.read_get_message_status(envelope.payload), session_id)
             elif operation == wire.GET_MESSAGES:
@@ -100,12 +108,6 @@ class AsyncEndpoint:
             error = GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable")
         fault_element = wire.FAULT_OF.get(operation, wire.FAULT_OF[wire.SEND_MESSAGE])
         return 500, build_fault(fault_element, error, datetime.now(UTC), session_id)
-
-    def _send_message(self, info: wire.MessageInfo, data: etree._Element, session_id: str, received_at: datetime) -> etree._Element:
-        accepted = self._channel.send_message(info, data, session_id, received_at)
-        return wire.build_send_message_response(
-            accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
-        )
 
     def _message_status(self, query: wire.StatusQuery, session_id: str) -> etree._Element:
         message = self._channel.message_status(query.message_id, query.credentials)
