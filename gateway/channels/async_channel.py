@@ -190,10 +190,9 @@ class AsyncChannel:
     def _push_point_for(snapshot: RegistrySnapshot, message: StoredMessage) -> int | None:
         if message.message_type == "REQUEST":
             service = snapshot.services.get(message.service_id)
-            if service is None:
-                return None
-            if message.route_id is not None:
-                return service.routes.get(message.route_id)
-            return service.default_delivery_point_id
+            try:
+                return resolve_delivery_point(service, message.route_id, snapshot.delivery_points).id if service else None
+            except GatewayError:
+                return None  # the route is gone from the registry since: nowhere to resend to
         recipient = snapshot.senders.get(message.recipient_id)
         return recipient.response_delivery_point_id if recipient else None
