@@ -13,7 +13,7 @@ from gateway.channels.async_channel import AsyncChannel
 from gateway.channels.sync_call import SyncChannel
 from gateway.config import Settings
 from gateway.db import make_engine
-from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.callers import CallerSignatures
@@ -69,7 +69,7 @@ class GatewayApp:
     engine: Engine
     endpoints: dict[str, Endpoint]
     contracts: ContractDocuments
-    soap_client: SoapClient
+    http_client: HttpClient
     journal: LoggingJournal
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -127,7 +127,7 @@ class GatewayApp:
     def close(self) -> None:
         """Let the journal writer commit what it holds and release the HTTP pool (the engine is the caller's)."""
         self.journal.close()
-        self.soap_client.close()
+        self.http_client.close()
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """Build the application for ``settings`` (environment by default); the schema must already be migrated."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
-    soap_client = SoapClient(
+    http_client = HttpClient(
         pool_maxsize=settings.http_pool_maxsize,
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
-        provider=SoapProviderCaller(soap_client, signer),
+        provider=SoapProviderCaller(http_client, signer),
         signatures=signatures,
         can_sign=signer is not None,
     )
@@ -176,6 +176,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "/bip-async/": AsyncEndpoint(async_channel, journal, signer),
         },
         contracts=ContractDocuments(settings.contracts_dir),
-        soap_client=soap_client,
+        http_client=http_client,
         journal=journal,
     )

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
-from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.http_client import HttpClient
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.security.keys import load_signer
 from gateway.store.messages import MessageStore
@@ -24,7 +24,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
         registry=RegistryCache(engine, settings.registry_refresh_seconds),
         store=MessageStore(engine, LoggingJournal(engine)),
         guard=DeliveryGuard(engine, settings.breaker_probe_seconds),
-        client=SoapClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes),
+        client=HttpClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes),
         settings=WorkerSettings(
             threads=settings.delivery_threads,
             lease_margin_seconds=settings.delivery_lease_margin_seconds,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.http_client import HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.soap.envelope import Signer, build_envelope, find_fault, parse_envelope
 from gateway.soap.sync_messages import SyncRequest, SyncResponse, build_send_message, read_send_message_response
@@ -13,7 +13,7 @@ from registry.snapshot import DeliveryPointView
 class SoapProviderCaller:
     """Forwards sync requests to SOAP delivery points."""
 
-    def __init__(self, client: SoapClient, signer: Signer | None) -> None:
+    def __init__(self, client: HttpClient, signer: Signer | None) -> None:
         self._client = client
         self._signer = signer
 

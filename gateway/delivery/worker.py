@@ -22,7 +22,7 @@ from lxml import etree
 from sqlalchemy import ColumnElement, Connection, Engine, case, literal, or_, select, update
 
 from gateway.delivery.guard import DeliveryGuard
-from gateway.delivery.soap_client import SoapClient
+from gateway.delivery.http_client import HttpClient
 from gateway.errors import GatewayError
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
@@ -72,7 +72,7 @@ class DeliveryWorker:
         registry: RegistryCache,
         store: MessageStore,
         guard: DeliveryGuard,
-        client: SoapClient,
+        client: HttpClient,
         settings: WorkerSettings,
         signer: Signer | None,
     ) -> None:

@@ -1,9 +1,11 @@
-"""Outbound SOAP calls over a pooled HTTP client, each bounded by the time left in its budget."""
+"""Outbound HTTP calls (SOAP to recipients and providers, REST/JSON to adapters' backends) over pooled
+keep-alive connections, each bounded by the time left in its budget."""
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import urllib3
 from urllib3.exceptions import (
@@ -17,6 +19,8 @@ from urllib3.exceptions import (
 
 from gateway.errors import ErrorCode, GatewayError
 
+# Delivery point URLs are remembered parsed; backends' URLs with query strings vary, so the memory is bounded.
+_MAX_REMEMBERED_URLS = 1024
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 
@@ -24,14 +28,14 @@ SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 class HttpAnswer:
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-class SoapClient:
-    """A thread-safe pool of keep-alive connections to recipients (providers, PUSH endpoints)."""
+class HttpClient:
+    """A thread-safe pool of keep-alive connections to recipients (providers, PUSH endpoints, backends)."""
 
     def __init__(self, pool_maxsize: int, connect_timeout: float, max_response_bytes: int) -> None:
         self._pool_maxsize = pool_maxsize
-        # Delivery point URLs are few and fixed: remember each one's pool and path instead of parsing per call.
         self._targets: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
         self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
@@ -39,7 +43,13 @@ class SoapClient:
         self._max_response_bytes = max_response_bytes
 
     def post(self, url: str, body: bytes, deadline: float) -> HttpAnswer:
-        """POST ``body`` to ``url``; finish before ``deadline`` (a ``time.monotonic()`` value) or raise
+        """POST the SOAP envelope ``body`` to ``url`` (see :meth:`request`)."""
+        return self.request("POST", url, body, SOAP_HEADERS, deadline)
+
+    def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float
+    ) -> HttpAnswer:
+        """Send one request; finish before ``deadline`` (a ``time.monotonic()`` value) or raise
         PROVIDER_TIMEOUT; a connection that cannot be made raises PROVIDER_UNREACHABLE."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -48,7 +58,7 @@ class SoapClient:
         pool, path = self._targets.get(url) or self._target(url)
         try:
             response = pool.urlopen(
-                "POST", path, body=body, headers=SOAP_HEADERS, timeout=timeout, preload_content=False, redirect=False
+                method, path, body=body, headers=dict(headers), timeout=timeout, preload_content=False, redirect=False
             )
             try:
                 content = response.read(self._max_response_bytes + 1)
@@ -67,7 +77,7 @@ class SoapClient:
             raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {_reason(exc)}") from exc
         if len(content) > self._max_response_bytes:
             raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"answer larger than {self._max_response_bytes} bytes")
-        return HttpAnswer(status=response.status, body=content)
+        return HttpAnswer(status=response.status, body=content, headers=response.headers)
 
     def _target(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
         parsed = urllib3.util.parse_url(url)
@@ -78,7 +88,9 @@ class SoapClient:
                 pool = self._pools[origin] = urllib3.connectionpool.connection_from_url(
                     url, maxsize=self._pool_maxsize, block=False, retries=False
                 )
-            target = self._targets[url] = (pool, parsed.request_uri)
+            target = (pool, parsed.request_uri)
+            if len(self._targets) < _MAX_REMEMBERED_URLS:
+                self._targets[url] = target
         return target
 
     def close(self) -> None:
