@@ -26,3 +26,13 @@ def test_create_issue_revoke(tmp_path: Path) -> None:
     with pytest.raises(GatewayError) as refused:
         store.check(certificate)
     assert refused.value.error.code == "SCE005"
+
+
+def test_crls_load_on_first_use_even_just_after_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monotonic clock counts from boot: an hour's refresh period must not delay the first CRL load."""
+    runner = CliRunner()
+    runner.invoke(main, ["keys", "create-ca", str(tmp_path)])
+    runner.invoke(main, ["keys", "issue", str(tmp_path), "pep", "--bin", "990140000022"])
+    monkeypatch.setattr("gateway.security.certificates.time.monotonic", lambda: 12.0)
+    store = TrustStore.from_files(tmp_path / "ca.pem", [str(tmp_path / "ca.crl")], refresh_seconds=3600)
+    store.check(x509.load_pem_x509_certificate((tmp_path / "pep.pem").read_bytes()))

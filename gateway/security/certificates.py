@@ -69,7 +69,8 @@ class TrustStore:
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
         self._crls: dict[str, x509.CertificateRevocationList] = {}  # by source, signature checked at load
-        self._loaded_at = 0.0
+        # None until the first load: a monotonic clock may start near zero on a freshly booted machine.
+        self._loaded_at: float | None = None
         self._issuers: dict[bytes, x509.Certificate] = {}  # certificate fingerprint -> its trusted issuer
         self._http = urllib3.PoolManager(retries=False, timeout=10.0)
 
@@ -115,11 +116,14 @@ class TrustStore:
         raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, "the certificate chain is too long")
 
     def _crl_of(self, issuer: x509.Certificate) -> x509.CertificateRevocationList | None:
-        if time.monotonic() - self._loaded_at >= self._refresh:
+        if self._stale():
             with self._lock:
-                if time.monotonic() - self._loaded_at >= self._refresh:
+                if self._stale():
                     self._reload()
         return next((crl for crl in self._crls.values() if crl.issuer == issuer.subject), None)
+
+    def _stale(self) -> bool:
+        return self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh
 
     def _reload(self) -> None:
         for source in self._sources:
