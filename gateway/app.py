@@ -19,7 +19,7 @@ from gateway.errors import ErrorCode, GatewayError
 from gateway.security.callers import CallerSignatures
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
-from gateway.security.keys import load_signer, load_trust_store
+from gateway.security.keys import load_keys, load_trust_store
 from gateway.soap.contracts import ENDPOINT_OF_SERVICE_WSDL, SERVICE_WSDL_BY_PATH, ContractDocuments
 from gateway.soap.async_endpoint import AsyncEndpoint
 from gateway.soap.sync_endpoint import SyncEndpoint
@@ -150,22 +150,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
-    signer = load_signer(settings)
+    keys = load_keys(settings)
     signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), load_trust_store(settings))
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
-        provider=SoapProviderCaller(http_client, signer),
+        provider=SoapProviderCaller(http_client, keys),
         signatures=signatures,
-        can_sign=signer is not None,
+        can_sign=keys.signer is not None,
     )
     journal = LoggingJournal(engine)
-    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, signer)
+    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
-        default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=signer is not None,
+        default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=keys.signer is not None,
     )
     return GatewayApp(
         settings=settings,
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         endpoints={
             "/bip-sync/": sync_endpoint,
             "/bip-sync-wss-gost/": sync_endpoint,
-            "/bip-async/": AsyncEndpoint(async_channel, journal, signer),
+            "/bip-async/": AsyncEndpoint(async_channel, journal, keys),
         },
         contracts=ContractDocuments(settings.contracts_dir),
         http_client=http_client,

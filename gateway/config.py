@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     signing_key: Path | None = Field(default=None, description="the gateway's signing key: PKCS#12 (.p12) or PEM")
     signing_cert: Path | None = Field(default=None, description="the certificate of a PEM signing key")
     signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the signing key")
+    previous_signing_key: Path | None = Field(
+        default=None, description="during a key rotation, the key being retired: still decrypts, no longer signs"
+    )
+    previous_signing_cert: Path | None = Field(default=None, description="the certificate of a PEM previous key")
+    previous_signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the previous key")
     trusted_ca_file: Path | None = Field(
         default=None, description="PEM bundle of trusted CA certificates; without it chains and CRLs are not checked"
     )

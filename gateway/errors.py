@@ -40,6 +40,8 @@ class ErrorCode(enum.Enum):
     CERTIFICATE_NOT_OF_SENDER = ("SCE022", FaultSide.CLIENT, "The certificate does not belong to the sender's organisation")
     CERTIFICATE_NOT_TRUSTED = ("SCE024", FaultSide.CLIENT, "The certificate is not issued by a trusted certification authority")
     REPLAYED_MESSAGE = ("SCE023", FaultSide.CLIENT, "The message has been received before")
+    MESSAGE_NOT_ENCRYPTED = ("SCE025", FaultSide.CLIENT, "The message is not encrypted")
+    DECRYPTION_FAILED = ("SCE026", FaultSide.CLIENT, "The message cannot be decrypted")
     UNSUPPORTED_OPERATION = ("SCE018", FaultSide.CLIENT, "The operation is not supported at this address")
     HEADER_NOT_UNDERSTOOD = ("SCE019", FaultSide.CLIENT, "A mandatory SOAP header was not understood")
     INTERNAL_ERROR = ("SCE909", FaultSide.SERVER, "Internal gateway error")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -39,6 +41,16 @@ class SenderView:
     password_hash: str | None
     organisation_bin: str
     response_delivery_point_id: int | None
+    certificates: tuple[x509.Certificate, ...] = ()
+
+    def encryption_certificate(self) -> x509.Certificate | None:
+        """The registered RSA certificate to encrypt to (security mode 3): the current one valid longest."""
+        now = datetime.now(UTC)
+        usable = [
+            c for c in self.certificates
+            if isinstance(c.public_key(), rsa.RSAPublicKey) and c.not_valid_before_utc <= now <= c.not_valid_after_utc
+        ]
+        return max(usable, key=lambda c: c.not_valid_after_utc, default=None)
 
 
 @dataclass(frozen=True)
@@ -87,14 +99,14 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
             )
         )
         certificates = {}
+        senders = {}
         for system in systems:
-            for registered in system.certificates:
-                certificate = x509.load_pem_x509_certificate(registered.pem.encode())
+            own = tuple(x509.load_pem_x509_certificate(registered.pem.encode()) for registered in system.certificates)
+            for certificate in own:
                 certificates[(certificate.issuer, certificate.serial_number)] = certificate
-        senders = {
-            s.sender_id: SenderView(s.sender_id, s.password_hash, s.organisation.bin, s.response_delivery_point_id)
-            for s in systems
-        }
+            senders[system.sender_id] = SenderView(
+                system.sender_id, system.password_hash, system.organisation.bin, system.response_delivery_point_id, own
+            )
         sender_ids = {s.id: s.sender_id for s in systems}
         services = {}
         query = select(Service).options(

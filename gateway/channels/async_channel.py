@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
 from lxml import etree
 
 from gateway.channels.routing import resolve_delivery_point
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.callers import GATEWAY_SIGNS_MODE, SIGNED_CALLER_MODE, CallerSignatures, SignatureVerifier
+from gateway.security.callers import (
+    ENCRYPTED_MODE,
+    GATEWAY_SIGNS_MODE,
+    SIGNED_CALLER_MODE,
+    CallerSignatures,
+    ReceivedProtection,
+    answer_recipient,
+)
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
 from gateway.store.messages import (
@@ -37,6 +45,7 @@ class Accepted:
     message_id: str
     correlation_id: str
     signed: bool
+    answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
 
 
 class AsyncChannel:
@@ -80,7 +89,7 @@ class AsyncChannel:
         data: etree._Element,
         session_id: str,
         received_at: datetime,
-        verify_signature: SignatureVerifier,
+        protection: ReceivedProtection,
     ) -> Accepted:
         """Accept a message: check sender, its signature where the service demands one, access and chain, and
         store it durably with its journal row. ``accepted.signed`` says whether the answer is to be signed."""
@@ -89,8 +98,12 @@ class AsyncChannel:
         service = self._async_service(snapshot, info.service_id)
         if service.security_mode >= GATEWAY_SIGNS_MODE and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
+        recipient_certificate = None
         if service.security_mode >= SIGNED_CALLER_MODE:
-            self._signatures.check(snapshot, snapshot.senders[sender_id], None, verify_signature)
+            sender = snapshot.senders[sender_id]
+            caller_certificate = self._signatures.check(snapshot, sender, None, protection, service.security_mode)
+            if service.security_mode >= ENCRYPTED_MODE:
+                recipient_certificate = answer_recipient(sender, caller_certificate)
         message_id = new_message_id()
         if info.message_type == "REQUEST":
             if sender_id not in service.users:
@@ -133,7 +146,9 @@ class AsyncChannel:
         }
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
         self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
-        return Accepted(message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE)
+        return Accepted(
+            message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE, answer_recipient=recipient_certificate
+        )
 
     @staticmethod
     def _request_point(snapshot: RegistrySnapshot, service: ServiceView, route_id: str | None) -> int:

@@ -6,8 +6,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from cryptography import x509
+
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.callers import GATEWAY_SIGNS_MODE, SIGNED_CALLER_MODE, CallerSignatures, SignatureVerifier
+from gateway.security.callers import (
+    ENCRYPTED_MODE,
+    GATEWAY_SIGNS_MODE,
+    SIGNED_CALLER_MODE,
+    CallerSignatures,
+    ReceivedProtection,
+    answer_recipient,
+)
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from journals.logging_journal import JournalRecord
@@ -20,7 +29,14 @@ SYNC_CALL_MODE = 1
 class ProviderCaller(Protocol):
     """Delivers a sync request to a delivery point and returns the provider's answer."""
 
-    def call(self, point: DeliveryPointView, request: SyncRequest, session_id: str, deadline: float) -> SyncResponse: ...
+    def call(
+        self,
+        point: DeliveryPointView,
+        request: SyncRequest,
+        session_id: str,
+        deadline: float,
+        recipient: x509.Certificate | None = None,
+    ) -> SyncResponse: ...
 
 
 def _now() -> datetime:
@@ -41,6 +57,7 @@ class SyncExchange:
     response: SyncResponse | None = None
     error: GatewayError | None = None
     sign_answer: bool = False
+    answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
 
     def journal_records(self, finished_at: datetime) -> list[JournalRecord]:
         """The request row, and the response row when the provider answered (answer or fault)."""
@@ -112,7 +129,7 @@ class SyncChannel:
         self._can_sign = can_sign
 
     def send_message(
-        self, request: SyncRequest, exchange: SyncExchange, deadline: float, verify_signature: SignatureVerifier
+        self, request: SyncRequest, exchange: SyncExchange, deadline: float, protection: ReceivedProtection
     ) -> SyncResponse:
         """Check the sender, its rights and (where the service demands it) its transport signature, forward to
         the provider within ``deadline``, return the answer."""
@@ -130,7 +147,11 @@ class SyncChannel:
         if not service.offers_sync():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         if service.security_mode >= SIGNED_CALLER_MODE:
-            self._signatures.check(snapshot, sender, request.message_id, verify_signature)
+            caller_certificate = self._signatures.check(
+                snapshot, sender, request.message_id, protection, service.security_mode
+            )
+            if service.security_mode >= ENCRYPTED_MODE:
+                exchange.answer_recipient = answer_recipient(sender, caller_certificate)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
         if max(service.security_mode, point.security_mode) >= GATEWAY_SIGNS_MODE and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
@@ -139,9 +160,12 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is asynchronous")
         if not point.enabled:
             raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"delivery point {point.id} is switched off")
+        provider_certificate = None
+        if point.security_mode >= ENCRYPTED_MODE and (owner := snapshot.senders.get(service.owner_sender_id)) is not None:
+            provider_certificate = owner.encryption_certificate()
         exchange.forwarded_at = _now()
         try:
-            response = self._provider.call(point, request, exchange.session_id, deadline)
+            response = self._provider.call(point, request, exchange.session_id, deadline, provider_certificate)
         except GatewayError as exc:
             if exc.error in (ErrorCode.PROVIDER_FAULT, ErrorCode.PROVIDER_RESPONSE_INVALID):
                 exchange.answered_at = _now()

@@ -11,7 +11,7 @@ from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
-from gateway.security.keys import load_signer
+from gateway.security.keys import load_keys
 from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
@@ -31,7 +31,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
         ),
-        signer=load_signer(settings),
+        signer=load_keys(settings).signer,
     )
 
 

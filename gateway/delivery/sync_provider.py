@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from cryptography import x509
+
 from gateway.delivery.http_client import HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
-from gateway.soap.envelope import Signer, build_envelope, find_fault, parse_envelope
+from gateway.security.callers import GATEWAY_SIGNS_MODE
+from gateway.security.encryption import open_envelope, protect
+from gateway.security.keys import GatewayKeys
+from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
 from gateway.soap.sync_messages import SyncRequest, SyncResponse, build_send_message, read_send_message_response
 from registry.snapshot import DeliveryPointView
 
@@ -13,17 +18,25 @@ from registry.snapshot import DeliveryPointView
 class SoapProviderCaller:
     """Forwards sync requests to SOAP delivery points."""
 
-    def __init__(self, client: HttpClient, signer: Signer | None) -> None:
+    def __init__(self, client: HttpClient, keys: GatewayKeys) -> None:
         self._client = client
-        self._signer = signer
+        self._keys = keys
 
-    def call(self, point: DeliveryPointView, request: SyncRequest, session_id: str, deadline: float) -> SyncResponse:
-        """Send ``request`` to ``point``; raise the catalogue error that describes any failure."""
-        signer = self._signer if point.security_mode >= 1 else None
-        body = build_envelope(build_send_message(request, session_id), signer)
+    def call(
+        self,
+        point: DeliveryPointView,
+        request: SyncRequest,
+        session_id: str,
+        deadline: float,
+        recipient: x509.Certificate | None = None,
+    ) -> SyncResponse:
+        """Send ``request`` to ``point`` (signed in modes >= 1, encrypted to ``recipient`` when given); raise the
+        catalogue error that describes any failure."""
+        signer = self._keys.signer if point.security_mode >= GATEWAY_SIGNS_MODE else None
+        body = build_envelope(build_send_message(request, session_id), protect(signer, recipient))
         answer = self._client.post(point.url, body, deadline)
         try:
-            envelope = parse_envelope(answer.body)
+            envelope = open_envelope(parse_envelope(answer.body), self._keys.decryption_keys).envelope
         except GatewayError as exc:
             if answer.status != 200:
                 raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{point.url} answered HTTP {answer.status}") from exc

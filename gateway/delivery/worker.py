@@ -26,7 +26,10 @@ from gateway.delivery.http_client import HttpClient
 from gateway.errors import GatewayError
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
-from gateway.soap.envelope import Signer, build_envelope, find_fault, parse_envelope
+from gateway.security.callers import ENCRYPTED_MODE, GATEWAY_SIGNS_MODE
+from gateway.security.encryption import protect
+from gateway.security.wssec import EnvelopeSigner
+from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
     FAILED,
@@ -74,7 +77,7 @@ class DeliveryWorker:
         guard: DeliveryGuard,
         client: HttpClient,
         settings: WorkerSettings,
-        signer: Signer | None,
+        signer: EnvelopeSigner | None,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -180,7 +183,7 @@ class DeliveryWorker:
             return
         error = self._call(
             point,
-            self._envelope(task, message, point),
+            self._envelope(task, message, point, snapshot),
             time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT),
             expected=self._expected_answer(task),
         )
@@ -214,10 +217,10 @@ class DeliveryWorker:
         if wait > 0:
             self._postpone(task, wait)
             return
-        if point.security_mode >= 1 and self._signer is None:
+        if point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
             self._failed(task, message, point, snapshot, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
             return
-        body = self._envelope(task, message, point)
+        body = self._envelope(task, message, point, snapshot)
         timeout = float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
         error = self._call(point, body, time.monotonic() + timeout, expected=self._expected_answer(task))
         if error is None:
@@ -229,9 +232,18 @@ class DeliveryWorker:
     def _expected_answer(task: ClaimedTask) -> str:
         return wire.SEND_MESSAGE_RESPONSE if task.kind == MESSAGE_TASK else wire.CHANGE_STATUS_NOTIFICATION_RESPONSE
 
-    def _envelope(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> bytes:
-        """The call's envelope, signed by the gateway when the point's security mode asks for it."""
-        return build_envelope(self._payload(task, message), self._signer if point.security_mode >= 1 else None)
+    def _envelope(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> bytes:
+        """The call's envelope, signed by the gateway when the point's security mode asks for it, and encrypted
+        to the recipient's registered certificate in mode 3."""
+        if point.security_mode < GATEWAY_SIGNS_MODE:
+            return build_envelope(self._payload(task, message))
+        recipient = None
+        if point.security_mode >= ENCRYPTED_MODE:
+            # A message goes to its recipient; a status notification goes back to the message's sender.
+            recipient_id = message.recipient_id if task.kind == MESSAGE_TASK else message.sender_id
+            system = snapshot.senders.get(recipient_id)
+            recipient = system.encryption_certificate() if system is not None else None
+        return build_envelope(self._payload(task, message), protect(self._signer, recipient))
 
     def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
         if task.kind == MESSAGE_TASK:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from gateway.emulators.data_signer import DataSigner
 from gateway.errors import ErrorInfo, GatewayError
+from gateway.security.encryption import open_envelope
 from gateway.emulators.http import reply
 from gateway.soap.envelope import build_envelope, fault_envelope, parse_envelope
 from gateway.soap.namespaces import XS, XSI
@@ -59,6 +61,7 @@ class SyncProviderEmulator:
 
     behaviour: ProviderBehaviour = field(default_factory=ProviderBehaviour)
     signer: DataSigner | None = None
+    decryption_keys: tuple[rsa.RSAPrivateKey, ...] = ()  # security mode 3: the provider's own key
     received: list[ReceivedRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,7 +77,7 @@ class SyncProviderEmulator:
         if behaviour.http_status is not None:
             return reply(start_response, behaviour.http_status, b"emulated HTTP failure\n", "text/plain")
         try:
-            envelope = parse_envelope(body)
+            envelope = open_envelope(parse_envelope(body), self.decryption_keys).envelope
             request = read_send_message(envelope.payload) if envelope.payload_qname == SEND_MESSAGE else None
         except GatewayError:
             request = None

@@ -1,16 +1,31 @@
-"""The caller-signature check both channels apply to services in security mode 2 or 3."""
+"""The caller checks both channels apply by security mode (gateway-rules.md §3.3): signature in modes 2 and 3,
+encryption in mode 3."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from cryptography import x509
+
+from gateway.errors import ErrorCode, GatewayError
 from gateway.security.certificates import TrustStore, check_signer
+from gateway.security.encryption import can_encrypt_to
 from gateway.security.replay import ReplayGuard
 from gateway.security.wssec import CertificateLookup, VerifiedSignature
 from registry.snapshot import RegistrySnapshot, SenderView
 
 SignatureVerifier = Callable[[CertificateLookup], VerifiedSignature]
-SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required (gateway-rules.md §3.3)
 GATEWAY_SIGNS_MODE = 1  # security modes 1-3: what the gateway sends on carries its own transport signature
+SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required
+ENCRYPTED_MODE = 3  # security mode 3: the Body travels encrypted both ways
+
+
+@dataclass(frozen=True)
+class ReceivedProtection:
+    """How a request arrived: whether its Body came encrypted, and how to verify its transport signature."""
+
+    encrypted: bool
+    verify: SignatureVerifier
 
 
 class CallerSignatures:
@@ -21,11 +36,28 @@ class CallerSignatures:
         self._trust = trust
 
     def check(
-        self, snapshot: RegistrySnapshot, sender: SenderView, message_id: str | None, verify_signature: SignatureVerifier
-    ) -> None:
-        """Raise the catalogue error for the first thing wrong with the caller's signature."""
-        signature = verify_signature(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
+        self,
+        snapshot: RegistrySnapshot,
+        sender: SenderView,
+        message_id: str | None,
+        protection: ReceivedProtection,
+        security_mode: int,
+    ) -> x509.Certificate:
+        """Raise the catalogue error for the first thing wrong with the caller's protection; return the
+        certificate the caller signed with."""
+        if security_mode >= ENCRYPTED_MODE and not protection.encrypted:
+            raise GatewayError(ErrorCode.MESSAGE_NOT_ENCRYPTED, "the service is in security mode 3")
+        signature = protection.verify(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
         check_signer(signature.certificate, sender.organisation_bin)
         if self._trust is not None:
             self._trust.check(signature.certificate)
         self._replay.check(signature.signature_value, sender.sender_id, message_id)
+        return signature.certificate
+
+
+def answer_recipient(sender: SenderView, signer_certificate: x509.Certificate) -> x509.Certificate | None:
+    """The certificate to encrypt a mode-3 answer to: the caller's signing certificate when it is RSA, else its
+    newest registered RSA certificate; None when it has neither (the answer then goes signed, unencrypted)."""
+    if can_encrypt_to(signer_certificate):
+        return signer_certificate
+    return sender.encryption_certificate()

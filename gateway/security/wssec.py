@@ -108,8 +108,9 @@ CertificateLookup = Callable[[x509.Name, int], "x509.Certificate | None"]
 
 
 def _signer_certificate(signature: etree._Element, registered: CertificateLookup) -> x509.Certificate:
-    """Layout A: the certificate inline in an X509v3 KeyIdentifier; Layout B: named by issuer and serial and
-    looked up among the registered certificates."""
+    """Layout A: the certificate inline in an X509v3 KeyIdentifier (or a BinarySecurityToken, or plain
+    ``ds:X509Data/ds:X509Certificate``); Layout B: named by issuer and serial and looked up among the registered
+    certificates."""
     key_info = signature.find(f"{{{DS}}}KeyInfo")
     identifier = key_info.find(f"{{{WSSE}}}SecurityTokenReference/{{{WSSE}}}KeyIdentifier") if key_info is not None else None
     if identifier is not None and identifier.get("ValueType") == X509V3:
@@ -126,9 +127,13 @@ def _signer_certificate(signature: etree._Element, registered: CertificateLookup
         if len(tokens) != 1:
             raise _invalid(f"the security token {token_id!r} is not in the Security header exactly once")
         return _certificate_from_base64(tokens[0].text, "the BinarySecurityToken")
+    inline = key_info.find(f"{{{DS}}}X509Data/{{{DS}}}X509Certificate") if key_info is not None else None
+    if inline is not None:
+        # Plain XML-DSig KeyInfo, as signxml and the legacy NIT client write it.
+        return _certificate_from_base64(inline.text, "the X509Certificate")
     issuer_serial = key_info.find(f".//{{{DS}}}X509IssuerSerial") if key_info is not None else None
     if issuer_serial is None:
-        raise _invalid("KeyInfo names no certificate (X509v3 KeyIdentifier or X509IssuerSerial)")
+        raise _invalid("KeyInfo names no certificate (X509v3 KeyIdentifier, X509Certificate or X509IssuerSerial)")
     try:
         issuer = parse_distinguished_name(issuer_serial.findtext(f"{{{DS}}}X509IssuerName") or "")
         serial = int((issuer_serial.findtext(f"{{{DS}}}X509SerialNumber") or "").strip())
@@ -214,15 +219,20 @@ class EnvelopeSigner:
 
     def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
         self.cert_pem = cert_pem
-        certificate = x509.load_pem_x509_certificate(cert_pem)
+        self.private_key = serialization.load_pem_private_key(key_pem, None)
+        certificate = self.certificate = x509.load_pem_x509_certificate(cert_pem)
         self.ecdsa = isinstance(certificate.public_key(), ec.EllipticCurvePublicKey)
         self._certificate_b64 = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
         self._key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
 
     def sign(self, root: etree._Element) -> bytes:
         """Sign ``root``'s Body and serialise the envelope."""
-        _sign(root, self._key, self._certificate_b64, self.ecdsa)
+        self.sign_in_place(root)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def sign_in_place(self, root: etree._Element) -> None:
+        """Sign ``root``'s Body, adding the signature to its Security header."""
+        _sign(root, self._key, self._certificate_b64, self.ecdsa)
 
     @classmethod
     def load(cls, key_path: Path, cert_path: Path | None, password: str | None) -> EnvelopeSigner:

@@ -10,7 +10,10 @@ from gateway.channels.async_channel import AsyncChannel
 from gateway.errors import ErrorCode, GatewayError
 from gateway.soap import async_messages as wire
 from gateway.security.wssec import verify_envelope
-from gateway.soap.envelope import Signer, build_envelope, build_fault, parse_envelope, parse_xml
+from gateway.security.callers import ReceivedProtection
+from gateway.security.encryption import open_envelope, protect
+from gateway.security.keys import GatewayKeys
+from gateway.soap.envelope import build_envelope, build_fault, parse_envelope, parse_xml
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import StoredMessage
 from journals.logging_journal import JournalRecord, LoggingJournal
@@ -46,10 +49,10 @@ def stored_data(message: StoredMessage) -> etree._Element:
 class AsyncEndpoint:
     """Handles one POSTed envelope on the asynchronous channel."""
 
-    def __init__(self, channel: AsyncChannel, journal: LoggingJournal, signer: Signer | None) -> None:
+    def __init__(self, channel: AsyncChannel, journal: LoggingJournal, keys: GatewayKeys) -> None:
         self._channel = channel
         self._journal = journal
-        self._signer = signer
+        self._keys = keys
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
@@ -57,17 +60,18 @@ class AsyncEndpoint:
         operation = wire.SEND_MESSAGE
         info: wire.MessageInfo | None = None
         try:
-            envelope = parse_envelope(body)
+            opened = open_envelope(parse_envelope(body), self._keys.decryption_keys)
+            envelope = opened.envelope
             operation = envelope.payload_qname
             if operation == wire.SEND_MESSAGE:
                 info, data = wire.read_send_message(envelope.payload)
-                accepted = self._channel.send_message(
-                    info, data, session_id, received_at, lambda registered: verify_envelope(envelope.root, registered)
-                )
+                protection = ReceivedProtection(opened.encrypted, lambda registered: verify_envelope(opened.signed_root, registered))
+                accepted = self._channel.send_message(info, data, session_id, received_at, protection)
                 answer = wire.build_send_message_response(
                     accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
                 )
-                return 200, build_envelope(answer, self._signer if accepted.signed else None)
+                signer = protect(self._keys.signer, accepted.answer_recipient) if accepted.signed else None
+                return 200, build_envelope(answer, signer)
             elif operation == wire.GET_MESSAGE_STATUS:
                 answer = self._message_status(wire.read_get_message_status(envelope.payload), session_id)
             elif operation == wire.GET_MESSAGES:

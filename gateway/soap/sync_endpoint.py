@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 from gateway.channels.sync_call import SyncChannel, SyncExchange
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.wssec import verify_envelope
-from gateway.soap.envelope import Signer, build_envelope, build_fault, parse_envelope
+from gateway.security.callers import ReceivedProtection
+from gateway.security.encryption import open_envelope, protect
+from gateway.security.keys import GatewayKeys
+from gateway.soap.envelope import build_envelope, build_fault, parse_envelope
 from gateway.soap.sync_messages import (
     SEND_MESSAGE,
     SEND_MESSAGE_FAULT,
@@ -23,23 +26,25 @@ log = logging.getLogger(__name__)
 class SyncEndpoint:
     """Handles one POSTed envelope on the synchronous channel."""
 
-    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, signer: Signer | None) -> None:
+    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, keys: GatewayKeys) -> None:
         self._channel = channel
         self._journal = journal
         self._budget = budget_seconds
-        self._signer = signer
+        self._keys = keys
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
         exchange = SyncExchange(session_id=new_session_id())
         deadline = exchange.started + self._budget
         try:
-            envelope = parse_envelope(body)
+            opened = open_envelope(parse_envelope(body), self._keys.decryption_keys)
+            envelope = opened.envelope
             if envelope.payload_qname != SEND_MESSAGE:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
             request = read_send_message(envelope.payload)
-            response = self._channel.send_message(request, exchange, deadline, lambda registered: verify_envelope(envelope.root, registered))
-            signer = self._signer if exchange.sign_answer else None
+            protection = ReceivedProtection(opened.encrypted, lambda registered: verify_envelope(opened.signed_root, registered))
+            response = self._channel.send_message(request, exchange, deadline, protection)
+            signer = protect(self._keys.signer, exchange.answer_recipient) if exchange.sign_answer else None
             answer = build_envelope(build_send_message_response(response, exchange.session_id), signer)
             status = 200
         except GatewayError as exc:
