@@ -13,6 +13,8 @@ from gateway.channels.async_channel import AsyncChannel
 from gateway.channels.sync_call import SyncChannel
 from gateway.config import Settings
 from gateway.db import make_engine
+from gateway.adapters.pool import AdapterPool
+from gateway.delivery.adapter_provider import DeliveryPointCaller
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
@@ -70,6 +72,7 @@ class GatewayApp:
     endpoints: dict[str, Endpoint]
     contracts: ContractDocuments
     http_client: HttpClient
+    adapters: AdapterPool
     journal: LoggingJournal
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -127,6 +130,7 @@ class GatewayApp:
     def close(self) -> None:
         """Let the journal writer commit what it holds and release the HTTP pool (the engine is the caller's)."""
         self.journal.close()
+        self.adapters.close()
         self.http_client.close()
 
 
@@ -151,13 +155,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_response_bytes=settings.max_provider_response_bytes,
     )
     keys = load_keys(settings)
+    adapters = AdapterPool(http_client)
     signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), load_trust_store(settings))
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
-        provider=SoapProviderCaller(http_client, keys),
+        provider=DeliveryPointCaller(SoapProviderCaller(http_client, keys), adapters),
         signatures=signatures,
         can_sign=keys.signer is not None,
     )
@@ -177,5 +182,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         },
         contracts=ContractDocuments(settings.contracts_dir),
         http_client=http_client,
+        adapters=adapters,
         journal=journal,
     )

@@ -1,6 +1,7 @@
 """The ``gateway`` command."""
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,16 @@ from registry.loader import RegistryFileError, load_registry_file, parse_registr
 SAMPLE_REGISTRY = Path(__file__).resolve().parents[1] / "registry" / "sample_registry.yaml"
 DEMO_PROVIDER_PORT = 8091
 DEMO_RECIPIENT_PORT = 8092
+# The back-office emulators behind the sample registry's adapter delivery points, and the demo credentials
+# those points name as ${GATEWAY_DEMO_...} references.
+DEMO_BACKENDS = {"ecs": 8093, "ecert": 8094, "payments": 8095}
+BACKEND_EMULATORS = {name: f"gateway.emulators.{name}" for name in DEMO_BACKENDS}
+DEMO_BACKEND_SECRETS = {
+    "GATEWAY_DEMO_ECS_SECRET": "secret-1",
+    "GATEWAY_DEMO_ECERT_API_KEY": "ecert-demo-key",
+    "GATEWAY_DEMO_ECERT_JWS_KEY": "0123456789abcdef" * 4,
+    "GATEWAY_DEMO_PAYMENTS_TOKEN": "demo-agent-token",
+}
 
 
 @click.group()
@@ -93,15 +104,19 @@ def demo(port: int | None) -> None:
     summary = load_registry_file(engine, SAMPLE_REGISTRY)
     engine.dispose()
     click.echo(f"sample registry loaded: {summary.services} services, {summary.information_systems} information systems")
+    for name, value in DEMO_BACKEND_SECRETS.items():
+        os.environ.setdefault(name, value)
+    ports = {"sync-provider": DEMO_PROVIDER_PORT, "push-recipient": DEMO_RECIPIENT_PORT, **DEMO_BACKENDS}
     emulators = [
         (emulator_port, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", name, "--port", str(emulator_port)]))
-        for name, emulator_port in (("sync-provider", DEMO_PROVIDER_PORT), ("push-recipient", DEMO_RECIPIENT_PORT))
+        for name, emulator_port in ports.items()
     ]
     try:
         for emulator_port, process in emulators:
             _wait_for(f"http://127.0.0.1:{emulator_port}/", process)
         click.echo(f"provider emulator on http://127.0.0.1:{DEMO_PROVIDER_PORT}/provider, "
-                   f"PUSH recipient emulator on http://127.0.0.1:{DEMO_RECIPIENT_PORT}/push")
+                   f"PUSH recipient emulator on http://127.0.0.1:{DEMO_RECIPIENT_PORT}/push, backend emulators "
+                   + ", ".join(f"{name} http://127.0.0.1:{backend_port}/" for name, backend_port in DEMO_BACKENDS.items()))
         _run_server(settings)
     finally:
         for _, process in emulators:
@@ -265,7 +280,7 @@ def emulators() -> None:
 
 
 @emulators.command("run")
-@click.argument("name", type=click.Choice(["sync-provider", "push-recipient"]))
+@click.argument("name", type=click.Choice(["sync-provider", "push-recipient", *BACKEND_EMULATORS]))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=DEMO_PROVIDER_PORT, show_default=True)
 @click.option("--delay-ms", type=int, default=0, help="answer this much later")
@@ -283,7 +298,9 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
     from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 
     app: object
-    if name == "push-recipient":
+    if name in BACKEND_EMULATORS:
+        app = importlib.import_module(BACKEND_EMULATORS[name]).make_emulator(delay_seconds=delay_ms / 1000)
+    elif name == "push-recipient":
         app = PushRecipientEmulator(RecipientBehaviour(fail_next=10**9 if fault else 0, delay_seconds=delay_ms / 1000))
     else:
         behaviour = ProviderBehaviour(

@@ -182,9 +182,12 @@ def bump_version(session: Session) -> None:
 
 
 def _apply_delivery_point(point: DeliveryPoint, entry: Any) -> None:
-    # The file's delivery-point fields and the table's columns carry the same names.
+    # The file's delivery-point fields and the table's columns carry the same names, but for the adapter.
     for name in type(entry).model_fields:
-        setattr(point, name, getattr(entry, name))
+        if name != "adapter":
+            setattr(point, name, getattr(entry, name))
+    point.adapter_name = entry.adapter.name if entry.adapter else None
+    point.adapter_options = dict(entry.adapter.options) if entry.adapter else None
 
 
 def _apply_information_system(system: InformationSystem, entry: Any, organisation: Organisation) -> None:

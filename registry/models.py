@@ -41,7 +41,9 @@ class DeliveryPoint(RegistryBase):
     __tablename__ = "registry_delivery_point"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    url: Mapped[str] = mapped_column(String(1000))
+    url: Mapped[str | None] = mapped_column(String(1000))  # a SOAP endpoint, or None for an adapter
+    adapter_name: Mapped[str | None] = mapped_column(String(50))  # a back-office adapter instead of a SOAP URL
+    adapter_options: Mapped[dict[str, str] | None] = mapped_column(JSON)  # ${ENV} references, never secrets
     call_mode: Mapped[int] = mapped_column(Integer)  # 1 synchronous, 2 asynchronous
     throttling_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     throttling_timeout_sec: Mapped[int | None] = mapped_column(Integer)

@@ -12,6 +12,8 @@ from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from gateway.adapters.catalogue import ADAPTER_MODULES
+
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _LATIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _AVAILABILITY = re.compile(r"^\d{1,2}/\d{1,3}$")
@@ -79,9 +81,17 @@ class OperatorEntry(_Entry):
     developer_contact: Contact | None = None
 
 
+class AdapterEntry(_Entry):
+    """A back-office adapter instead of a SOAP URL; secrets in ``options`` are written ``${ENV_NAME}``."""
+
+    name: Literal[tuple(ADAPTER_MODULES)]  # type: ignore[valid-type]
+    options: dict[str, str] = Field(default_factory=dict)
+
+
 class DeliveryPointEntry(_Entry):
     id: int = Field(ge=1)
-    url: Url
+    url: Url | None = None
+    adapter: AdapterEntry | None = None
     call_mode: Literal[1, 2]
     throttling_enabled: bool = False
     throttling_timeout_sec: int | None = Field(default=None, ge=1)
@@ -95,6 +105,8 @@ class DeliveryPointEntry(_Entry):
 
     @model_validator(mode="after")
     def _throttling_complete(self) -> DeliveryPointEntry:
+        if (self.url is None) == (self.adapter is None):
+            raise ValueError("a delivery point has either a url or an adapter")
         if self.throttling_enabled and (self.throttling_timeout_sec is None or self.throttling_request_count is None):
             raise ValueError("throttlingEnabled needs throttlingTimeoutSec and throttlingRequestCount")
         if (self.max_errors is None) != (self.max_error_interval_sec is None):

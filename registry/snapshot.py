@@ -22,7 +22,7 @@ from registry.models import DeliveryPoint, InformationSystem, RegistryVersion, S
 @dataclass(frozen=True)
 class DeliveryPointView:
     id: int
-    url: str
+    url: str | None
     call_mode: int
     throttling_enabled: bool
     throttling_timeout_sec: int | None
@@ -33,6 +33,8 @@ class DeliveryPointView:
     max_error_interval_sec: int | None
     security_mode: int
     enabled: bool
+    adapter_name: str | None = None
+    adapter_options: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

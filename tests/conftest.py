@@ -2,10 +2,13 @@
 emulator and the gateway as real HTTP servers on loopback."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, MetaData, inspect, text
@@ -111,10 +114,24 @@ def push(push_server: tuple[PushRecipients, str]) -> Iterator[dict[str, PushReci
         emulator.behaviour = RecipientBehaviour()
 
 
-def registry_text_for(provider_url: str, push_url: str = "http://127.0.0.1:9") -> str:
+BACKENDS = ("ecs", "ecert", "payments")
+
+
+@pytest.fixture(scope="session")
+def backend_servers() -> Iterator[dict[str, tuple[Any, str]]]:
+    """The three back-office emulators, each a real HTTP server on loopback: (emulator, base URL) by name."""
+    os.environ.setdefault("GATEWAY_TEST_ECS_SECRET", "secret-1")  # the registry names the ECS secret ${...}
+    emulators = {name: importlib.import_module(f"gateway.emulators.{name}").make_emulator() for name in BACKENDS}
+    with contextlib.ExitStack() as stack:
+        yield {name: (emulator, stack.enter_context(BackgroundServer(emulator)).url) for name, emulator in emulators.items()}
+
+
+def registry_text_for(provider_url: str, push_url: str = "http://127.0.0.1:9", backends: dict[str, str] | None = None) -> str:
+    text = (TESTS / "test_registry.yaml").read_text(encoding="utf-8")
+    for name in BACKENDS:
+        text = text.replace(f"{{{name}}}", (backends or {}).get(name, "http://127.0.0.1:9"))
     return (
-        (TESTS / "test_registry.yaml")
-        .read_text(encoding="utf-8")
+        text
         .replace("{provider}", provider_url)
         .replace("{push}", push_url)
         .replace("{closed}", f"http://127.0.0.1:{free_port()}")
@@ -123,8 +140,11 @@ def registry_text_for(provider_url: str, push_url: str = "http://127.0.0.1:9") -
 
 
 @pytest.fixture(scope="session")
-def loaded_registry(engine: Engine, provider_url: str, push_server: tuple[PushRecipients, str]) -> None:
-    apply_registry(engine, parse_registry(registry_text_for(provider_url, push_server[1])))
+def loaded_registry(
+    engine: Engine, provider_url: str, push_server: tuple[PushRecipients, str], backend_servers: dict[str, tuple[Any, str]]
+) -> None:
+    backends = {name: url for name, (_, url) in backend_servers.items()}
+    apply_registry(engine, parse_registry(registry_text_for(provider_url, push_server[1], backends)))
 
 
 def gateway_settings(database_url: str, **overrides: object) -> Settings:

@@ -40,7 +40,10 @@ def problems_of(text: str) -> dict[str, str]:
 
 def test_sample_registry_is_valid() -> None:
     registry = parse_registry(SAMPLE_REGISTRY.read_text(encoding="utf-8"))
-    assert {s.key for s in registry.services} == {"GbdflPersonInfo", "GbdulFullInfo", "GbdflCertificateAsync"}
+    assert {s.key for s in registry.services} == {
+        "GbdflPersonInfo", "GbdulFullInfo", "GbdflCertificateAsync",
+        "EcsBenefits", "EcertCertificates", "EcertCertificatesAsync", "Payments", "PaymentsAsync",
+    }
 
 
 def test_every_structural_error_is_reported_with_its_path() -> None:
@@ -106,7 +109,7 @@ def test_load_is_an_upsert_and_replaces_nested_lists(tmp_path: Path) -> None:
     apply_registry(engine, parse_registry(text.replace("GBDUL_UL_SEARCH_p1", "GBDUL_UL_SEARCH_p2")))
     with Session(engine) as session:
         assert session.scalar(select(RegistryVersion.version)) == 2
-        assert len(list(session.scalars(select(Service)))) == 3
+        assert len(list(session.scalars(select(Service)))) == 8
         pep = session.scalar(select(InformationSystem).where(InformationSystem.sender_id == "pep"))
         assert pep.password_hash.startswith("$argon2id$") and "pep-demo-password" not in pep.password_hash
     snapshot = build_snapshot(engine)
@@ -127,7 +130,7 @@ def test_cli_load_reports_problems_and_exit_code(tmp_path: Path, monkeypatch: py
     assert result.exit_code == 0 and "valid" in result.output
     result = runner.invoke(main, ["registry", "load", str(SAMPLE_REGISTRY)])
     assert result.exit_code == 0, result.output
-    assert "3 services" in result.output
+    assert "8 services" in result.output
     assert "pep-demo-password" not in result.output
 
 
@@ -147,3 +150,14 @@ def test_registered_certificates_are_checked_and_loaded(tmp_path: Path) -> None:
     snapshot = build_snapshot(engine)
     assert snapshot.certificates[(holder.certificate.issuer, holder.certificate.serial_number)] == holder.certificate
     engine.dispose()
+
+
+def test_a_delivery_point_has_either_a_url_or_an_adapter() -> None:
+    base = "deliveryPoints:\n  - {id: 1, callMode: 1%s}\n"
+    for extra, problem in (("", "either a url or an adapter"),
+                           (', url: "http://127.0.0.1:1/p", adapter: {name: ecs}', "either a url or an adapter"),
+                           (", adapter: {name: nosuch}", "adapter.name")):
+        with pytest.raises(RegistryFileError) as refused:
+            parse_registry(base % extra)
+        assert problem in str(refused.value)
+    parse_registry(base % ', adapter: {name: payments, options: {baseUrl: "http://127.0.0.1:1"}}')

@@ -2,6 +2,7 @@
 recipients, record delivery notifications. Free of SOAP details."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from gateway.security.callers import (
 )
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
+from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
     DELIVERED,
     MESSAGE_TASK,
@@ -46,6 +48,44 @@ class Accepted:
     correlation_id: str
     signed: bool
     answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
+
+
+def message_row(data: etree._Element, **fields: object) -> dict[str, object]:
+    """A new message of the store, on delivery from now."""
+    accepted_at = now()
+    return {
+        **fields,
+        "data": etree.tostring(data, encoding="unicode"),
+        "state": ON_DELIVERY,
+        "fetched": False,
+        "accepted_at": accepted_at,
+        "state_changed_at": accepted_at,
+    }
+
+
+def chain_response(
+    opening: StoredMessage, data: etree._Element, properties: list[list[str]], snapshot: RegistrySnapshot
+) -> Acceptance:
+    """The provider's RESPONSE to the REQUEST ``opening``, made by the gateway on the provider's behalf (an
+    adapter's final answer). Its messageId is derived from the request's, so making it twice (a worker that
+    died between storing it and finishing its task) cannot deliver two different answers."""
+    initiator = snapshot.senders.get(opening.sender_id)
+    point_id = initiator.response_delivery_point_id if initiator else None
+    message = message_row(
+        message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:gateway:adapter-response:{opening.message_id}")),
+        correlation_id=opening.correlation_id,
+        service_id=opening.service_id,
+        message_type="RESPONSE",
+        route_id=opening.route_id,
+        message_date=format_datetime(now()),
+        sender_id=opening.recipient_id,
+        recipient_id=opening.sender_id,
+        properties=properties,
+        data=data,
+        delivery_mode="PUSH" if point_id is not None else "PULL",
+        session_id=new_session_id(),
+    )
+    return Acceptance(message=message, journal=journal_record(message, ON_DELIVERY, received_at=message["accepted_at"]), push_point_id=point_id)
 
 
 class AsyncChannel:
@@ -125,25 +165,20 @@ class AsyncChannel:
             recipient = snapshot.senders.get(recipient_id)
             point_id = recipient.response_delivery_point_id if recipient else None
             mode = "PUSH" if point_id is not None else "PULL"
-        accepted_at = now()
-        message = {
-            "message_id": message_id,
-            "correlation_id": correlation_id,
-            "service_id": service.key,
-            "message_type": info.message_type,
-            "route_id": info.route_id,
-            "message_date": info.message_date,
-            "sender_id": sender_id,
-            "recipient_id": recipient_id,
-            "properties": [[p.key, p.value] for p in info.properties],
-            "data": etree.tostring(data, encoding="unicode"),
-            "delivery_mode": mode,
-            "state": ON_DELIVERY,
-            "fetched": False,
-            "session_id": session_id,
-            "accepted_at": accepted_at,
-            "state_changed_at": accepted_at,
-        }
+        message = message_row(
+            message_id=message_id,
+            correlation_id=correlation_id,
+            service_id=service.key,
+            message_type=info.message_type,
+            route_id=info.route_id,
+            message_date=info.message_date,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
+            properties=[[p.key, p.value] for p in info.properties],
+            data=data,
+            delivery_mode=mode,
+            session_id=session_id,
+        )
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
         self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
         return Accepted(

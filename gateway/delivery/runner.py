@@ -7,6 +7,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
+from gateway.adapters.pool import AdapterPool
 from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
@@ -19,12 +20,13 @@ from registry.snapshot import RegistryCache
 
 def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
     """A delivery worker wired to ``engine`` with ``settings``."""
+    client = HttpClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)
     return DeliveryWorker(
         engine=engine,
         registry=RegistryCache(engine, settings.registry_refresh_seconds),
         store=MessageStore(engine, LoggingJournal(engine)),
         guard=DeliveryGuard(engine, settings.breaker_probe_seconds),
-        client=HttpClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes),
+        client=client,
         settings=WorkerSettings(
             threads=settings.delivery_threads,
             lease_margin_seconds=settings.delivery_lease_margin_seconds,
@@ -32,6 +34,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
             retry_max_seconds=settings.retry_max_seconds,
         ),
         signer=load_keys(settings).signer,
+        adapters=AdapterPool(client),
     )
 
 

@@ -17,13 +17,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lxml import etree
 from sqlalchemy import ColumnElement, Connection, Engine, case, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from gateway.adapters.envelope_data import adapter_payload, fault_data, wrap_data
+from gateway.adapters.pool import AdapterPool
+from gateway.channels.async_channel import chain_response
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
-from gateway.errors import GatewayError
+from gateway.errors import ErrorCode, GatewayError
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
 from gateway.security.callers import ENCRYPTED_MODE, GATEWAY_SIGNS_MODE
@@ -35,6 +40,7 @@ from gateway.store.messages import (
     FAILED,
     MESSAGE_TASK,
     NOT_DELIVERED,
+    POLL_TASK,
     PENDING,
     Completion,
     MessageStore,
@@ -45,6 +51,8 @@ from gateway.store.models import DeliveryTask
 from registry.snapshot import DeliveryPointView, RegistryCache, RegistrySnapshot
 
 log = logging.getLogger(__name__)
+# An adapter's backend that cannot be reached or answer in time is tried again; any other error is its answer.
+TRANSIENT_ADAPTER_ERRORS = (ErrorCode.PROVIDER_UNREACHABLE, ErrorCode.PROVIDER_TIMEOUT, ErrorCode.INTERNAL_ERROR)
 DEFAULT_CALL_TIMEOUT = 40.0  # the registry example's asyncCallTimeout, for points that set none
 
 
@@ -64,6 +72,7 @@ class ClaimedTask:
     delivery_point_id: int
     notified_state: str | None
     attempts: int
+    reference: dict[str, Any] | None = None
 
 
 class DeliveryWorker:
@@ -78,6 +87,7 @@ class DeliveryWorker:
         client: HttpClient,
         settings: WorkerSettings,
         signer: EnvelopeSigner | None,
+        adapters: AdapterPool,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -86,6 +96,7 @@ class DeliveryWorker:
         self._client = client
         self._settings = settings
         self._signer = signer
+        self._adapters = adapters
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="delivery")
         self._lock = threading.Lock()
@@ -114,6 +125,7 @@ class DeliveryWorker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._adapters.close()
 
     def _lease_until(self, snapshot: RegistrySnapshot, clock: datetime) -> ColumnElement[datetime]:
         """Each task's lease: its delivery point's call timeout plus the margin, from ``clock``."""
@@ -161,6 +173,7 @@ class DeliveryWorker:
                 DeliveryTask.delivery_point_id,
                 DeliveryTask.notified_state,
                 DeliveryTask.attempts,
+                DeliveryTask.reference,
             )
         )
         with self._engine.begin() as connection:
@@ -217,6 +230,9 @@ class DeliveryWorker:
         if wait > 0:
             self._postpone(task, wait)
             return
+        if point.adapter_name is not None:
+            self._deliver_to_adapter(task, message, point, snapshot)
+            return
         if point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
             self._failed(task, message, point, snapshot, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
             return
@@ -227,6 +243,47 @@ class DeliveryWorker:
             self._succeeded(task, message, snapshot)
         else:
             self._failed(task, message, point, snapshot, error)
+
+    def _deliver_to_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
+        """Hand a REQUEST to the point's adapter, or ask it again for a result still pending. A final answer, or
+        the backend's refusal, goes back to the initiator as the chain's RESPONSE; a pending one turns the task
+        into a POLL task due when the adapter says; an unreachable backend is retried like a PUSH."""
+        deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        try:
+            adapter = self._adapters.adapter_for(point)
+            if task.kind == POLL_TASK:
+                answer = adapter.poll(task.reference or {}, task.attempts + 1, deadline)
+            else:
+                answer = adapter.handle(adapter_payload(stored_data(message), adapter), deadline)
+        except GatewayError as exc:
+            if exc.error not in TRANSIENT_ADAPTER_ERRORS:
+                self._answer_initiator(task, message, snapshot, fault_data(exc), [["adapterStatusCode", exc.error.code]])
+            elif task.kind == POLL_TASK:
+                # The result is still owed: keep asking, backing off, without counting it as a delivery failure.
+                delay = min(self._settings.retry_base_seconds * 2 ** task.attempts, self._settings.retry_max_seconds)
+                self._reschedule(task, delay, attempts=task.attempts + 1, last_error=str(exc)[:1000])
+            else:
+                self._failed(task, message, point, snapshot, str(exc))
+            return
+        if answer.pending is not None:
+            attempts = task.attempts + 1 if task.kind == POLL_TASK else 0
+            self._reschedule(task, answer.pending.poll_after_seconds, kind=POLL_TASK, reference=answer.pending.reference, attempts=attempts)
+            return
+        status = [["adapterStatusCode", answer.status_code], ["adapterStatusMessage", answer.status_message]]
+        self._answer_initiator(task, message, snapshot, wrap_data(answer.data), status)
+
+    def _answer_initiator(
+        self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot, data: etree._Element, properties: list[list[str]]
+    ) -> None:
+        try:
+            self._store.accept(chain_response(message, data, properties, snapshot))
+        except IntegrityError:
+            log.info("the adapter's answer to %s was stored before; finishing its task", message.message_id)
+        self._succeeded(task, message, snapshot)
+
+    def _reschedule(self, task: ClaimedTask, seconds: float, **values: object) -> None:
+        with self._engine.begin() as connection:
+            self._set_task(connection, task, next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds), **values)
 
     @staticmethod
     def _expected_answer(task: ClaimedTask) -> str:
@@ -279,7 +336,7 @@ class DeliveryWorker:
         return None
 
     def _succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
-        is_message = task.kind == MESSAGE_TASK
+        is_message = task.kind in (MESSAGE_TASK, POLL_TASK)
         service = snapshot.services.get(message.service_id)
         # With deliveryNotification, delivered for good only when the recipient confirms (Q13).
         delivered = is_message and not (service is not None and service.delivery_notification)
@@ -300,7 +357,7 @@ class DeliveryWorker:
             outcome = self._guard.record_failure(point, error, connection)
             if attempts > point.retry_count:
                 still_ours = self._set_task(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
-                if still_ours and task.kind == MESSAGE_TASK:
+                if still_ours and task.kind in (MESSAGE_TASK, POLL_TASK):
                     self._store.change_state(connection, message, NOT_DELIVERED, status_notification_point(snapshot, message), error=error)
             else:
                 delay = min(self._settings.retry_base_seconds * 2 ** (attempts - 1), self._settings.retry_max_seconds)

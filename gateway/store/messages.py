@@ -19,6 +19,7 @@ from registry.snapshot import RegistrySnapshot
 
 ON_DELIVERY, DELIVERED, NOT_DELIVERED, DELIVERY_STOPPED = "ON_DELIVERY", "DELIVERED", "NOT_DELIVERED", "DELIVERY_STOPPED"
 MESSAGE_TASK, STATUS_TASK = "MESSAGE", "STATUS"
+POLL_TASK = "POLL"  # an adapter's result still pending at its backend, asked for again on a schedule
 PENDING, DONE, FAILED = "PENDING", "DONE", "FAILED"
 
 
