@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Mapping
 
 from gateway.adapters.base import BackendAdapter
 from gateway.delivery.http_client import HttpClient
+from registry.schema import AdapterEntry
 
-ADAPTER_MODULES = {
-    "ecs": "gateway.adapters.ecs",
-    "ecert": "gateway.adapters.ecert",
-    "payments": "gateway.adapters.payments",
-}
+ADAPTER_MODULES = {name: f"gateway.adapters.{name}" for name in typing.get_args(AdapterEntry.model_fields["name"].annotation)}
 
 
 def create_adapter(name: str, options: Mapping[str, str], http: HttpClient) -> BackendAdapter:
