@@ -178,3 +178,20 @@ def test_a_previous_key_still_decrypts_during_a_rotation(database_url: str, engi
         assert answer.status == 200, answer.body[:600]
         opened = open_envelope(parse_envelope(answer.body), [caller_key])
         assert verify_envelope(copy.deepcopy(opened.signed_root)).certificate == new.certificate
+
+
+def test_mode_3_on_the_async_channel(gateway_url: str, gateway_key: tuple[Path, Path], test_pki: NationalCa) -> None:
+    from tests.test_async_faults import assert_async_fault
+    from tests.wire import async_send
+
+    url = f"{gateway_url}/bip-async/"
+    caller = issue_participant(test_pki.ca, PEP_BIN)
+    signed = sign_envelope(etree.fromstring(async_send("AsyncEncrypted").encode()), caller.key_pem, caller.cert_pem)
+    assert_async_fault(post(url, etree.tostring(signed)), "sendMessage", "SCE025")
+    signed = sign_envelope(etree.fromstring(async_send("AsyncEncrypted").encode()), caller.key_pem, caller.cert_pem)
+    encrypt_envelope(signed, gateway_certificate(gateway_key))
+    answer = post(url, etree.tostring(signed))
+    assert answer.status == 200, answer.body[:600]
+    opened = open_envelope(parse_envelope(answer.body), [serialization.load_pem_private_key(caller.key_pem, None)])
+    assert opened.encrypted and verify_envelope(opened.signed_root).certificate == gateway_certificate(gateway_key)
+    assert_wire_valid(opened.envelope.payload)
