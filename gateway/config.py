@@ -62,5 +62,17 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="half-open probe of a switched-off point after this long (0: administrator only)"
     )
     http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
+    admin_host: str = Field(default="127.0.0.1", description="where the admin API listens (loopback unless configured)")
+    admin_port: int = Field(default=8081, description="the admin API's port")
+    admin_in_serve: bool = Field(default=True, description="gateway serve also runs the admin API")
+    seal_interval_seconds: float = Field(default=10.0, gt=0, description="how often journal rows are sealed by a checkpoint")
+    journal_retention_days: int = Field(default=1825, ge=1, description="sealed journal rows older than this may be archived")
+    archive_dir: Path = Field(default=Path("var/archive"), description="where archived journal files are written")
+    late_delivery_seconds: float = Field(
+        default=900.0, gt=0, description="an asynchronous message still undelivered this long opens an incident"
+    )
+    metrics_dir: Path | None = Field(
+        default=None, description="shared folder for Prometheus metrics of several processes (gunicorn workers)"
+    )
     contracts_dir: Path = Field(default=REPO_ROOT, description="folder holding wsdl/ and xsd/")
     log_level: str = "INFO"

@@ -48,5 +48,5 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database schema up to the newest migration."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the database schema up to the newest migration (every branch of it)."""
+    command.upgrade(alembic_config(engine), "heads")
