@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import urllib3
 
+from gateway.commands.incidents import incidents_group
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
 from gateway.urls import wsdl_addresses
@@ -311,6 +312,9 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
         app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
     click.echo(f"{name} emulator on http://{host}:{port}/ (pid {os.getpid()})")
     serve_forever(app, host, port)
+
+
+main.add_command(incidents_group)
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def delivery_worker(database_url: str, engine: Engine, loaded_registry: None, ga
         delivery_lease_margin_seconds=5.0, signing_key=gateway_key[0], signing_cert=gateway_key[1],
     )
     worker = build_worker(settings, engine)
-    scheduler = start_scheduler(worker, settings)
+    scheduler = start_scheduler(worker, settings, engine)
     yield worker
     scheduler.shutdown(wait=True)
     worker.close()

@@ -11,6 +11,7 @@ from gateway.adapters.pool import AdapterPool
 from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
+from gateway.delivery.late import check_late_deliveries
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.security.keys import load_keys
 from gateway.store.messages import MessageStore
@@ -38,9 +39,14 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
     )
 
 
-def start_scheduler(worker: DeliveryWorker, settings: Settings) -> BackgroundScheduler:
-    """Poll for due deliveries (and probe switched-off points, when configured) in the background."""
+def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) -> BackgroundScheduler:
+    """Poll for due deliveries, probe switched-off points (when configured) and watch for late deliveries, in the
+    background."""
     scheduler = BackgroundScheduler()
+    scheduler.add_job(
+        check_late_deliveries, "interval", seconds=min(60.0, settings.late_delivery_seconds / 4),
+        args=(engine, settings.late_delivery_seconds), max_instances=1, coalesce=True,
+    )
     scheduler.add_job(worker.poll, "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
     if settings.breaker_probe_seconds > 0:
         scheduler.add_job(worker.probe, "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
@@ -51,7 +57,7 @@ def start_scheduler(worker: DeliveryWorker, settings: Settings) -> BackgroundSch
 def run_worker_forever(settings: Settings, engine: Engine) -> None:
     """``gateway worker``: deliver until SIGTERM or Ctrl-C, then finish the deliveries in flight."""
     worker = build_worker(settings, engine)
-    scheduler = start_scheduler(worker, settings)
+    scheduler = start_scheduler(worker, settings, engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
