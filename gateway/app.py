@@ -1,13 +1,12 @@
-"""WSGI composition: the channels, the published contract, and a liveness probe."""
+"""WSGI composition: the channels, the published contract, the health report and the metrics."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from gateway.channels.async_channel import AsyncChannel
 from gateway.channels.sync_call import SyncChannel
@@ -18,6 +17,8 @@ from gateway.delivery.adapter_provider import DeliveryPointCaller
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
+from gateway.health import HealthCheck, StatusProbe
+from gateway.metrics import MetricsExporter, process_metrics
 from gateway.security.callers import CallerSignatures
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.replay import ReplayGuard
@@ -28,8 +29,6 @@ from gateway.soap.sync_endpoint import SyncEndpoint
 from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
-
-log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 ACCEPTED_CONTENT_TYPES = ("text/xml", "application/xml")
@@ -74,6 +73,8 @@ class GatewayApp:
     http_client: HttpClient
     adapters: AdapterPool
     journal: LoggingJournal
+    health: HealthCheck
+    metrics: MetricsExporter
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -93,7 +94,10 @@ class GatewayApp:
             if body is not None:
                 return _respond(start_response, 200, XML, body)
         if method == "GET" and path == "/health":
-            return self._health(start_response)
+            status, report = self.health.report()
+            return _respond(start_response, status, "application/json", json.dumps(report).encode())
+        if method == "GET" and path == "/metrics":
+            return _respond(start_response, 200, self.metrics.content_type, self.metrics.render())
         return _respond(start_response, 404, "text/plain", b"not found\n")
 
     def _post(self, endpoint: Endpoint, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -116,16 +120,6 @@ class GatewayApp:
             return self.settings.public_url.rstrip("/")
         host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
         return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
-
-    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            status, report = 200, {"status": "ok", "database": "ok"}
-        except Exception as exc:
-            log.warning("health check: database unavailable: %s", exc.__class__.__name__)
-            status, report = 503, {"status": "unavailable", "database": "unavailable"}
-        return _respond(start_response, status, "application/json", json.dumps(report).encode())
 
     def close(self) -> None:
         """Let the journal writer commit what it holds and release the HTTP pool (the engine is the caller's)."""
@@ -156,7 +150,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     keys = load_keys(settings)
     adapters = AdapterPool(http_client)
-    signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), load_trust_store(settings))
+    trust = load_trust_store(settings)
+    signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), trust)
+    metrics = process_metrics(settings.metrics_dir)
+    status_probe = StatusProbe(engine)
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
     channel = SyncChannel(
@@ -167,7 +164,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         can_sign=keys.signer is not None,
     )
     journal = LoggingJournal(engine)
-    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys)
+    sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
         default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=keys.signer is not None,
@@ -178,10 +175,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         endpoints={
             "/bip-sync/": sync_endpoint,
             "/bip-sync-wss-gost/": sync_endpoint,
-            "/bip-async/": AsyncEndpoint(async_channel, journal, keys),
+            "/bip-async/": AsyncEndpoint(async_channel, journal, keys, metrics),
         },
         contracts=ContractDocuments(settings.contracts_dir),
         http_client=http_client,
         adapters=adapters,
         journal=journal,
+        health=HealthCheck(status_probe, keys.signer.certificate if keys.signer else None, trust),
+        metrics=MetricsExporter(metrics, settings.metrics_dir, status_probe.current),
     )

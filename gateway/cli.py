@@ -12,7 +12,10 @@ from pathlib import Path
 import click
 import urllib3
 
+from gateway.commands import registry_admin
 from gateway.commands.incidents import incidents_group
+from gateway.commands.maintenance import maintenance_group
+from gateway.commands.journal_seal import journals_seal_group
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
 from gateway.urls import wsdl_addresses
@@ -150,6 +153,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _run_server(settings: Settings) -> None:
+    from gateway.metrics import prepare_metrics_dir
     from gateway.server import GatewayServer
 
     def announce() -> None:
@@ -157,13 +161,21 @@ def _run_server(settings: Settings) -> None:
         for address in wsdl_addresses(settings):
             click.echo(f"WSDL: {address}")
 
-    delivery_worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"]) if settings.delivery_in_serve else None
+    if settings.metrics_dir is not None:
+        # Before any process starts: every gunicorn worker and the delivery worker inherit the folder.
+        prepare_metrics_dir(settings.metrics_dir)
+    helpers = []
+    if settings.delivery_in_serve:
+        helpers.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"]))
+    if settings.admin_in_serve:
+        helpers.append(subprocess.Popen([sys.executable, "-m", "gateway.admin"]))
+        click.echo(f"admin API on http://{settings.admin_host}:{settings.admin_port}/ (openapi.json; tokens: gateway tokens create)")
     try:
         GatewayServer(settings, when_ready=announce).run()
     finally:
-        if delivery_worker is not None:
-            delivery_worker.send_signal(signal.SIGTERM)
-            delivery_worker.wait(timeout=60)
+        for process in helpers:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
 
 
 def _safe_url(url: str) -> str:
@@ -315,6 +327,13 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
 
 
 main.add_command(incidents_group)
+main.add_command(maintenance_group)
+main.add_command(journals_seal_group)
+main.add_command(registry_admin.tokens)
+for _command in registry_admin.registry.commands.values():
+    registry.add_command(_command)
+journals_seal_group.add_command(registry_admin.journals_query)
+journals_seal_group.add_command(registry_admin.journals_export)
 
 
 if __name__ == "__main__":

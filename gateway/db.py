@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 
 from gateway.store.models import GatewayBase
+import journals.audit  # noqa: F401  (the audit log and registration journal join JournalBase.metadata)
 from journals.models import JournalBase
 from registry.models import RegistryBase
 
@@ -48,5 +49,5 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database schema up to the newest migration (every branch of it)."""
-    command.upgrade(alembic_config(engine), "heads")
+    """Bring the database schema up to the newest migration."""
+    command.upgrade(alembic_config(engine), "head")

@@ -124,7 +124,8 @@ class DeliveryGuard:
             closed_at = datetime.now(UTC)
             connection.execute(
                 update(IncidentJournalEntry)
-                .where(IncidentJournalEntry.id == state.incident_id)
+                # An incident the administrator already closed is sealed; it is not rewritten.
+                .where(IncidentJournalEntry.id == state.incident_id, IncidentJournalEntry.closed_at.is_(None))
                 .values(measures_taken=measures, closed_at=closed_at, sent_at=closed_at)
             )
         return True

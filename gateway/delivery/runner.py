@@ -12,9 +12,11 @@ from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.late import check_late_deliveries
+from gateway.metrics import process_metrics
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.security.keys import load_keys
 from gateway.store.messages import MessageStore
+from journals.seal import schedule_sealing
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
 
@@ -36,6 +38,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
         ),
         signer=load_keys(settings).signer,
         adapters=AdapterPool(client),
+        metrics=process_metrics(settings.metrics_dir),
     )
 
 
@@ -48,6 +51,8 @@ def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) 
         args=(engine, settings.late_delivery_seconds), max_instances=1, coalesce=True,
     )
     scheduler.add_job(worker.poll, "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
+    # Sealing journals in the worker process keeps it off the message path; several workers take turns.
+    schedule_sealing(scheduler, engine, load_keys(settings).signer, settings.seal_interval_seconds)
     if settings.breaker_probe_seconds > 0:
         scheduler.add_job(worker.probe, "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
     scheduler.start()

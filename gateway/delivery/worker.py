@@ -29,6 +29,7 @@ from gateway.channels.async_channel import chain_response
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
+from gateway.metrics import GatewayMetrics, process_metrics
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
 from gateway.security.callers import ENCRYPTED_MODE, GATEWAY_SIGNS_MODE
@@ -88,6 +89,7 @@ class DeliveryWorker:
         settings: WorkerSettings,
         signer: EnvelopeSigner | None,
         adapters: AdapterPool,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -97,6 +99,8 @@ class DeliveryWorker:
         self._settings = settings
         self._signer = signer
         self._adapters = adapters
+        # This process's instruments (the app's too, when both run in one process).
+        self._metrics = metrics or process_metrics(None)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="delivery")
         self._lock = threading.Lock()
@@ -205,6 +209,7 @@ class DeliveryWorker:
                 # Not an attempt of the message's: the point is off, the probe only tests it.
                 self._guard.postpone_probe(point.id, connection)
                 self._set_task(connection, task)
+                self._metrics.delivery_attempt(point.id, "failed")
                 return
             self._guard.switch_on(point.id, "Half-open probe delivered a message; delivery resumed", connection)
             self._store.resume_point(connection, point.id, snapshot)
@@ -229,6 +234,7 @@ class DeliveryWorker:
         wait = self._guard.take_call_slot(point)
         if wait > 0:
             self._postpone(task, wait)
+            self._metrics.delivery_attempt(point.id, "throttled")
             return
         if point.adapter_name is not None:
             self._deliver_to_adapter(task, message, point, snapshot)
@@ -262,12 +268,14 @@ class DeliveryWorker:
                 # The result is still owed: keep asking, backing off, without counting it as a delivery failure.
                 delay = min(self._settings.retry_base_seconds * 2 ** task.attempts, self._settings.retry_max_seconds)
                 self._reschedule(task, delay, attempts=task.attempts + 1, last_error=str(exc)[:1000])
+                self._metrics.delivery_attempt(point.id, "pending")
             else:
                 self._failed(task, message, point, snapshot, str(exc))
             return
         if answer.pending is not None:
             attempts = task.attempts + 1 if task.kind == POLL_TASK else 0
             self._reschedule(task, answer.pending.poll_after_seconds, kind=POLL_TASK, reference=answer.pending.reference, attempts=attempts)
+            self._metrics.delivery_attempt(point.id, "pending")
             return
         status = [["adapterStatusCode", answer.status_code], ["adapterStatusMessage", answer.status_message]]
         self._answer_initiator(task, message, snapshot, wrap_data(answer.data), status)
@@ -340,6 +348,7 @@ class DeliveryWorker:
         service = snapshot.services.get(message.service_id)
         # With deliveryNotification, delivered for good only when the recipient confirms (Q13).
         delivered = is_message and not (service is not None and service.delivery_notification)
+        self._metrics.delivery_attempt(task.delivery_point_id, "delivered")
         self._store.complete(
             Completion(
                 task_id=task.id,
@@ -367,6 +376,7 @@ class DeliveryWorker:
                 )
             if outcome.switched_off:
                 self._store.stop_point(connection, point.id, snapshot)
+        self._metrics.delivery_attempt(point.id, "failed")
         log.warning("delivery of %s to point %s failed (attempt %d): %s", task.message_id, point.id, attempts, error)
 
     def _postpone(self, task: ClaimedTask, seconds: float) -> None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from lxml import etree
 
 from gateway.channels.async_channel import AsyncChannel
 from gateway.errors import ErrorCode, GatewayError
+from gateway.metrics import GatewayMetrics
 from gateway.soap import async_messages as wire
 from gateway.security.wssec import verify_envelope
 from gateway.security.callers import ReceivedProtection
@@ -49,14 +51,15 @@ def stored_data(message: StoredMessage) -> etree._Element:
 class AsyncEndpoint:
     """Handles one POSTed envelope on the asynchronous channel."""
 
-    def __init__(self, channel: AsyncChannel, journal: LoggingJournal, keys: GatewayKeys) -> None:
+    def __init__(self, channel: AsyncChannel, journal: LoggingJournal, keys: GatewayKeys, metrics: GatewayMetrics) -> None:
         self._channel = channel
         self._journal = journal
         self._keys = keys
+        self._metrics = metrics
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
-        session_id, received_at = new_session_id(), datetime.now(UTC)
+        session_id, received_at, started = new_session_id(), datetime.now(UTC), time.monotonic()
         operation = wire.SEND_MESSAGE
         info: wire.MessageInfo | None = None
         try:
@@ -71,7 +74,9 @@ class AsyncEndpoint:
                     accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
                 )
                 signer = protect(self._keys.signer, accepted.answer_recipient) if accepted.signed else None
-                return 200, build_envelope(answer, signer)
+                envelope_out = build_envelope(answer, signer)
+                self._metrics.exchange("ASYNC", info.service_id, "ACCEPTED", time.monotonic() - started)
+                return 200, envelope_out
             elif operation == wire.GET_MESSAGE_STATUS:
                 answer = self._message_status(wire.read_get_message_status(envelope.payload), session_id)
             elif operation == wire.GET_MESSAGES:
@@ -82,17 +87,18 @@ class AsyncEndpoint:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{operation} is not served here")
             return 200, build_envelope(answer)
         except GatewayError as exc:
-            return self._refuse(operation, exc, session_id, received_at, info)
+            return self._refuse(operation, exc, session_id, received_at, info, started)
         except Exception:
             log.exception("async call %s failed", session_id)
-            return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info)
+            return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info, started)
 
     def reject(self, error: GatewayError) -> tuple[int, bytes]:
         """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
-        return self._refuse(wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None)
+        return self._refuse(wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None, time.monotonic())
 
     def _refuse(
-        self, operation: str, error: GatewayError, session_id: str, received_at: datetime, info: wire.MessageInfo | None
+        self, operation: str, error: GatewayError, session_id: str, received_at: datetime, info: wire.MessageInfo | None,
+        started: float,
     ) -> tuple[int, bytes]:
         record = JournalRecord(
             channel="ASYNC",
@@ -110,6 +116,7 @@ class AsyncEndpoint:
         except Exception:
             log.exception("journal write failed for async call %s", session_id)
             error = GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable")
+        self._metrics.exchange("ASYNC", record.service_id, error.error.code, time.monotonic() - started)
         fault_element = wire.FAULT_OF.get(operation, wire.FAULT_OF[wire.SEND_MESSAGE])
         return 500, build_fault(fault_element, error, datetime.now(UTC), session_id)
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from gateway.channels.sync_call import SyncChannel, SyncExchange
 from gateway.errors import ErrorCode, GatewayError
+from gateway.metrics import GatewayMetrics
 from gateway.security.wssec import verify_envelope
 from gateway.security.callers import ReceivedProtection
 from gateway.security.encryption import open_envelope, protect
@@ -26,11 +28,14 @@ log = logging.getLogger(__name__)
 class SyncEndpoint:
     """Handles one POSTed envelope on the synchronous channel."""
 
-    def __init__(self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, keys: GatewayKeys) -> None:
+    def __init__(
+        self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, keys: GatewayKeys, metrics: GatewayMetrics
+    ) -> None:
         self._channel = channel
         self._journal = journal
         self._budget = budget_seconds
         self._keys = keys
+        self._metrics = metrics
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
@@ -63,11 +68,15 @@ class SyncEndpoint:
 
     def _journalled(self, exchange: SyncExchange, status: int, answer: bytes) -> tuple[int, bytes]:
         # Nothing leaves the gateway unjournalled: if the journal cannot be written, the caller gets a fault.
+        records = exchange.journal_records(datetime.now(UTC))
+        outcome = records[0].error_code or records[0].state
         try:
-            self._journal.write(exchange.journal_records(datetime.now(UTC)))
+            self._journal.write(records)
         except Exception:
             log.exception("journal write failed for sync exchange %s", exchange.session_id)
-            return 500, self._fault(GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable"), exchange.session_id)
+            outcome = ErrorCode.INTERNAL_ERROR.code
+            status, answer = 500, self._fault(GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable"), exchange.session_id)
+        self._metrics.exchange("SYNC", records[0].service_id, outcome, time.monotonic() - exchange.started)
         return status, answer
 
     @staticmethod

@@ -92,3 +92,29 @@ class SeenSignature(GatewayBase):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AdminToken(GatewayBase):
+    """An admin API token: only its SHA-256 is kept; revoked tokens stay listed so the audit log's names resolve."""
+
+    __tablename__ = "admin_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # administrator or auditor
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MaintenanceMode(GatewayBase):
+    """The one-row maintenance switch every gateway process reads: while on, ``GET /health`` answers 503 so that
+    load balancers drain the gateway. Kept in the database because several processes must agree."""
+
+    __tablename__ = "gateway_maintenance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[str | None] = mapped_column(String(200))

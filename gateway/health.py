@@ -1,0 +1,190 @@
+"""``GET /health``: what a load balancer and an operator need to know, cheap enough to poll every second.
+
+Everything the report takes from the database (maintenance switch, queue depth, delivery points' breakers)
+comes from one statement, cached for ``ttl`` seconds per process, so a poll per second per balancer costs at
+most one query per second per process; a failed query is cached too, so a database outage does not turn every
+poll into a connection attempt. The key's validity and the CRLs' freshness are read from memory.
+
+Status codes: 503 when the database is unavailable or maintenance mode is on (take this gateway out of
+rotation); 200 otherwise, with ``status`` "degraded" and the ``problems`` listed when something needs an
+operator but traffic can still be served (an expired signing key, a stale CRL, switched-off delivery points).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import Boolean, DateTime, Engine, Integer, String, cast, func, literal_column, null, select, type_coerce, union_all
+from sqlalchemy.sql.elements import Null
+
+from gateway.maintenance import MAINTENANCE_ROW, MaintenanceState
+from gateway.security.certificates import TrustStore
+from gateway.store.messages import PENDING
+from gateway.store.models import DeliveryPointState, DeliveryTask, MaintenanceMode
+
+log = logging.getLogger(__name__)
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+DEFAULT_TTL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """The database-derived part of the gateway's state, read in one statement."""
+
+    maintenance: MaintenanceState
+    queue_depth: int
+    breakers: dict[int, str] = field(default_factory=dict)  # delivery point id -> closed, open, half_open
+
+    @property
+    def switched_off(self) -> list[int]:
+        """Delivery points whose breaker has switched them off (open, or waiting for a half-open probe)."""
+        return sorted(point for point, state in self.breakers.items() if state != CLOSED)
+
+
+def _status_statement() -> Any:
+    """One UNION ALL of rows (kind, number, flag, text, at): the queue depth, the maintenance row, each point."""
+
+    def row(kind: str, number: Any, flag: Any, text: Any, at: Any) -> Any:
+        # Inline literals and typed NULLs: PostgreSQL cannot type bare parameters in a UNION's select list.
+        return select(
+            literal_column(f"'{kind}'", String).label("kind"),
+            _typed(number, Integer()).label("number"),
+            _typed(flag, Boolean()).label("flag"),
+            _typed(text, String()).label("text"),
+            _typed(at, DateTime(timezone=True)).label("at"),
+        )
+
+    queue = row("queue", func.count(), null(), null(), null()).select_from(DeliveryTask).where(DeliveryTask.state == PENDING)
+    maintenance = row(
+        "maintenance", null(), MaintenanceMode.enabled, MaintenanceMode.reason, MaintenanceMode.changed_at
+    ).where(MaintenanceMode.id == MAINTENANCE_ROW)
+    points = row(
+        "point", DeliveryPointState.delivery_point_id, DeliveryPointState.switched_off, null(), DeliveryPointState.probe_after
+    )
+    return union_all(queue, maintenance, points)
+
+
+def _typed(value: Any, type_: Any) -> Any:
+    # A NULL slot is CAST so PostgreSQL knows its type; a column only gets the Python-side type, since SQLite's
+    # CAST(... AS DATETIME) would turn a stored timestamp into a number.
+    return cast(value, type_) if isinstance(value, Null) else type_coerce(value, type_)
+
+
+def read_database_status(engine: Engine) -> DatabaseStatus:
+    """Read the database-derived status now (one query)."""
+    with engine.connect() as connection:
+        rows = connection.execute(_status_statement()).all()
+    clock = datetime.now(UTC)
+    queue_depth, maintenance, breakers = 0, MaintenanceState(False), {}
+    for kind, number, flag, text, at in rows:
+        if kind == "queue":
+            queue_depth = int(number)
+        elif kind == "maintenance":
+            maintenance = MaintenanceState(bool(flag), text, _aware(at))
+        elif flag:
+            # A point whose probe time has come is half open: the next delivery to it is a probe.
+            probe_after = _aware(at)
+            breakers[int(number)] = HALF_OPEN if probe_after is not None and probe_after <= clock else OPEN
+        else:
+            breakers[int(number)] = CLOSED
+    return DatabaseStatus(maintenance, queue_depth, breakers)
+
+
+class StatusProbe:
+    """The database-derived status, cached for ``ttl`` seconds in this process; None while the database is
+    unavailable. One thread refreshes at a time; the others meanwhile get the previous value, if any."""
+
+    def __init__(self, engine: Engine, ttl: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: DatabaseStatus | None = None
+        self._read_at: float | None = None
+
+    def current(self) -> DatabaseStatus | None:
+        """The cached status, refreshed when older than the TTL."""
+        if self._fresh():
+            return self._value
+        if not self._lock.acquire(blocking=self._read_at is None):
+            return self._value  # another thread is refreshing: the previous value is at most a moment old
+        try:
+            if not self._fresh():
+                self._value = self._read()
+                self._read_at = self._clock()
+            return self._value
+        finally:
+            self._lock.release()
+
+    def _fresh(self) -> bool:
+        return self._read_at is not None and self._clock() - self._read_at < self._ttl
+
+    def _read(self) -> DatabaseStatus | None:
+        try:
+            return read_database_status(self._engine)
+        except Exception as exc:
+            # The class name only: a driver's message may carry the connection string.
+            log.warning("health check: database unavailable (%s)", exc.__class__.__name__)
+            return None
+
+
+class HealthCheck:
+    """Builds the ``GET /health`` report from the cached database status, the signing key and the CRLs."""
+
+    def __init__(self, probe: StatusProbe, signing_certificate: x509.Certificate | None, trust: TrustStore | None) -> None:
+        self._probe = probe
+        self._key_not_after = signing_certificate.not_valid_after_utc if signing_certificate is not None else None
+        self._key_configured = signing_certificate is not None
+        self._trust = trust
+
+    def report(self) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and the JSON report."""
+        clock = datetime.now(UTC)
+        status = self._probe.current()
+        problems: list[str] = []
+        key = {"configured": self._key_configured, "not_after": _iso(self._key_not_after)}
+        if self._key_not_after is not None and self._key_not_after <= clock:
+            problems.append("the signing key's certificate has expired")
+        crls = []
+        for source, next_update in (self._trust.crl_freshness() if self._trust else {}).items():
+            # None: not loaded yet (CRLs load at the first signature check) or never loaded successfully.
+            fresh = None if next_update is None else next_update > clock
+            if fresh is False:
+                problems.append(f"CRL {source} is past its nextUpdate")
+            crls.append({"source": source, "next_update": _iso(next_update), "fresh": fresh})
+        report: dict[str, Any] = {"signing_key": key, "crls": crls, "checked_at": _iso(clock)}
+        if status is None:
+            report.update(status="unavailable", database="unavailable", maintenance=None, queue_depth=None,
+                          switched_off_delivery_points=None, problems=problems + ["the database is unavailable"])
+            return 503, report
+        if status.switched_off:
+            problems.append(f"{len(status.switched_off)} delivery point(s) switched off by their breaker")
+        report.update(
+            database="ok",
+            maintenance={"on": status.maintenance.enabled, "reason": status.maintenance.reason,
+                         "since": _iso(status.maintenance.changed_at) if status.maintenance.enabled else None},
+            queue_depth=status.queue_depth,
+            switched_off_delivery_points=status.switched_off,
+            problems=problems,
+        )
+        if status.maintenance.enabled:
+            report["status"] = "maintenance"
+            return 503, report
+        report["status"] = "degraded" if problems else "ok"
+        return 200, report
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

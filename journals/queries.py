@@ -1,0 +1,162 @@
+"""Reading the journals for auditors: filtered, paged queries of the logging journal, the audit log and the
+registration journal, and CSV/JSON export. Independent of HTTP, so the admin API and the CLI share it.
+
+Paging is by id (keyset): a page returns ``next_after``, the id to pass as ``after_id`` for the next page, so
+paging stays cheap and stable while new rows are appended.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from journals.audit import AuditLogEntry, RegistrationJournalEntry
+from journals.models import LoggingJournalEntry
+
+MAX_PAGE = 1000
+EXPORT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class LoggingQuery:
+    """Filters of the logging journal; the time range is on the receipt time (sending time for rows without
+    one), ``since`` inclusive, ``until`` exclusive."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    service_id: str | None = None
+    state: str | None = None
+    channel: str | None = None
+    session_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows (dicts of column values) and the id to continue after, if more may follow."""
+
+    rows: list[dict[str, Any]]
+    next_after: int | None
+
+
+def _utc(moment: datetime) -> datetime:
+    # Rows hold UTC; SQLite compares stored text, so a bound must be UTC too (a naive one is taken as UTC).
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _in_range(column: Any, since: datetime | None, until: datetime | None) -> Any:
+    conditions = []
+    if since is not None:
+        conditions.append(column >= _utc(since))
+    if until is not None:
+        conditions.append(column < _utc(until))
+    return and_(*conditions)
+
+
+def _logging_select(query: LoggingQuery) -> Select[Any]:
+    table = LoggingJournalEntry
+    statement = select(table)
+    for attribute in ("message_id", "correlation_id", "sender", "recipient", "service_id", "state", "channel", "session_id"):
+        value = getattr(query, attribute)
+        if value is not None:
+            statement = statement.where(getattr(table, attribute) == value)
+    if query.since is not None or query.until is not None:
+        statement = statement.where(or_(
+            _in_range(table.received_at, query.since, query.until),
+            and_(table.received_at.is_(None), _in_range(table.sent_at, query.since, query.until)),
+        ))
+    return statement
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # SQLite hands back naive datetimes; everything the gateway writes is UTC.
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _row(entity: Any) -> dict[str, Any]:
+    return {column.name: _value(getattr(entity, column.key)) for column in entity.__table__.columns}
+
+
+def _page(engine: Engine, statement: Select[Any], id_column: Any, after_id: int | None, limit: int) -> Page:
+    limit = max(1, min(limit, MAX_PAGE))
+    if after_id is not None:
+        statement = statement.where(id_column > after_id)
+    with Session(engine) as session:
+        entities = list(session.scalars(statement.order_by(id_column).limit(limit + 1)))
+    more = len(entities) > limit
+    rows = [_row(e) for e in entities[:limit]]
+    return Page(rows, rows[-1]["id"] if more else None)
+
+
+def query_logging(engine: Engine, query: LoggingQuery, after_id: int | None = None, limit: int = 100) -> Page:
+    """One page of logging-journal rows matching ``query``, in id order."""
+    return _page(engine, _logging_select(query), LoggingJournalEntry.id, after_id, limit)
+
+
+def iter_logging(engine: Engine, query: LoggingQuery) -> Iterator[dict[str, Any]]:
+    """Every matching logging-journal row, read page by page (bounded memory for any export size)."""
+    after: int | None = None
+    while True:
+        page = query_logging(engine, query, after, EXPORT_BATCH)
+        yield from page.rows
+        if page.next_after is None:
+            return
+        after = page.next_after
+
+
+def query_audit(
+    engine: Engine, entity: str | None = None, key: str | None = None, actor: str | None = None,
+    after_id: int | None = None, limit: int = 100,
+) -> Page:
+    """One page of audit-log rows, optionally of one entity kind, key or actor."""
+    statement = select(AuditLogEntry)
+    for column, value in ((AuditLogEntry.entity, entity), (AuditLogEntry.entity_key, key), (AuditLogEntry.actor, actor)):
+        if value is not None:
+            statement = statement.where(column == value)
+    return _page(engine, statement, AuditLogEntry.id, after_id, limit)
+
+
+def query_registration(engine: Engine, service: str | None = None, after_id: int | None = None, limit: int = 100) -> Page:
+    """One page of the IS interaction registration journal, optionally of one service."""
+    statement = select(RegistrationJournalEntry)
+    if service is not None:
+        statement = statement.where(RegistrationJournalEntry.service == service)
+    return _page(engine, statement, RegistrationJournalEntry.id, after_id, limit)
+
+
+LOGGING_COLUMNS = [column.name for column in LoggingJournalEntry.__table__.columns]
+
+
+def csv_chunks(rows: Iterable[dict[str, Any]], columns: list[str] = LOGGING_COLUMNS) -> Iterator[str]:
+    """``rows`` as CSV text with a header line, in chunks of up to ``EXPORT_BATCH`` rows."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % EXPORT_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """``rows`` as one JSON array, written row by row."""
+    yield "["
+    for count, row in enumerate(rows):
+        yield ("," if count else "") + "\n" + json.dumps(row, ensure_ascii=False)
+    yield "\n]\n"

@@ -1,0 +1,442 @@
+"""Tamper evidence for the journals (issue 6, point 4; docs/tamper-evidence.md).
+
+Rows are inserted exactly as before, with ``seq`` and ``chain_hash`` NULL. In the background, :func:`seal` takes
+each chained journal's unsealed rows in id order, gives each the next sequence number and
+``chain_hash = SHA-256(previous chain_hash || canonical bytes of the row with its seq)``, and writes a checkpoint
+signed with the gateway's key, all in one transaction per batch. :func:`verify` recomputes every chain from the
+rows and names the first row that was edited, deleted or reordered; :mod:`journals.archive` moves old sealed rows
+to signed files that verify offline.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from sqlalchemy import Connection, ColumnElement, Engine, Table, bindparam, func, insert, select, update
+
+from journals.audit import AuditLogEntry, RegistrationJournalEntry
+from journals.models import IncidentJournalEntry, JournalChainHead, JournalCheckpoint, LoggingJournalEntry
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64  # the "previous hash" of a chain's first row
+SEAL = "SEAL"
+ARCHIVE = "ARCHIVE"
+CHAIN_COLUMNS = frozenset({"seq", "chain_hash"})
+
+
+@dataclass(frozen=True)
+class ChainedTable:
+    """A journal table under the chain: ``time`` dates a row for archiving; only rows matching ``sealable`` are
+    sealed (an incident is sealed once closed, since administrators fill in an open one)."""
+
+    table: Table
+    time: ColumnElement[Any]
+    sealable: ColumnElement[bool] | None = None
+
+    @property
+    def name(self) -> str:
+        """The table's name, which is also the chain's name."""
+        return self.table.name
+
+
+_LOGGING = LoggingJournalEntry.__table__
+_INCIDENT = IncidentJournalEntry.__table__
+_AUDIT = AuditLogEntry.__table__
+_REGISTRATION = RegistrationJournalEntry.__table__
+# The one list of chained journals. A journal joins by carrying journals.models.ChainedRow (and its migration).
+CHAINED_TABLES: tuple[ChainedTable, ...] = (
+    ChainedTable(_LOGGING, func.coalesce(_LOGGING.c.received_at, _LOGGING.c.sent_at)),
+    ChainedTable(_INCIDENT, _INCIDENT.c.opened_at, _INCIDENT.c.closed_at.is_not(None)),
+    ChainedTable(_AUDIT, _AUDIT.c.at),
+    ChainedTable(_REGISTRATION, _REGISTRATION.c.recorded_at),
+)
+
+
+class CheckpointSigner(Protocol):
+    """What sealing needs of the gateway's key: gateway.security.wssec.EnvelopeSigner has both."""
+
+    private_key: Any
+    cert_pem: bytes
+
+
+# ---------------------------------------------------------------------------------------------- canonical forms
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON the same on every database: datetimes in UTC to the microsecond (SQLite returns
+    them naive, holding UTC), decimals and bytes as text."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def row_content(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the chain covers of a row: every non-NULL column but the chain's own (so a column added later, NULL
+    in old rows, leaves their hashes unchanged), ``id`` included."""
+    return {name: _plain(value) for name, value in row.items() if name not in CHAIN_COLUMNS and value is not None}
+
+
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def link(previous_hash: str, table_name: str, seq: int, content: Mapping[str, Any]) -> str:
+    """The chain hash of the row at ``seq`` with ``content`` after a row whose chain hash is ``previous_hash``."""
+    data = previous_hash.encode("ascii") + _canonical({"table": table_name, "seq": seq, "row": content})
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+SIGNED_FIELDS = ("table_name", "kind", "first_seq", "last_seq", "last_hash", "created_at", "archive_name", "archive_sha256")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint as stored in the database and in archive files."""
+
+    table_name: str
+    kind: str
+    first_seq: int
+    last_seq: int
+    last_hash: str
+    created_at: str
+    signature: str
+    certificate: str
+    archive_name: str | None = None
+    archive_sha256: str | None = None
+    id: int | None = None
+
+    def signed_bytes(self) -> bytes:
+        """The bytes the signature covers."""
+        return _canonical({name: getattr(self, name) for name in SIGNED_FIELDS})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The checkpoint as archive files carry it."""
+        return {name: getattr(self, name) for name in (*SIGNED_FIELDS, "signature", "certificate")}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Checkpoint:
+        """From a database row or an archive file's object."""
+        return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+def make_checkpoint(signer: CheckpointSigner, table_name: str, kind: str, first_seq: int, last_seq: int, last_hash: str,
+                    archive_name: str | None = None, archive_sha256: str | None = None) -> Checkpoint:
+    """A checkpoint signed with ``signer``'s key (RSA PKCS#1 v1.5 or ECDSA, SHA-256)."""
+    unsigned = Checkpoint(
+        table_name=table_name, kind=kind, first_seq=first_seq, last_seq=last_seq, last_hash=last_hash,
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), signature="", certificate=signer.cert_pem.decode(),
+        archive_name=archive_name, archive_sha256=archive_sha256,
+    )
+    key = signer.private_key
+    data = unsigned.signed_bytes()
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    else:
+        raise TypeError(f"cannot sign checkpoints with a {type(key).__name__}")
+    return Checkpoint(**{**unsigned.__dict__, "signature": base64.b64encode(signature).decode()})
+
+
+def certificate_fingerprint(pem: bytes | str) -> str:
+    """SHA-256 fingerprint of a PEM certificate, for pinning the signer."""
+    certificate = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def checkpoint_problem(checkpoint: Checkpoint, trusted: frozenset[str] | None) -> str | None:
+    """Why ``checkpoint`` cannot be trusted, or None: a signature that does not verify with its certificate, or
+    (when ``trusted`` fingerprints are given) a certificate that is not one of them."""
+    try:
+        certificate = x509.load_pem_x509_certificate(checkpoint.certificate.encode())
+        public_key = certificate.public_key()
+        signature = base64.b64decode(checkpoint.signature, validate=True)
+        data = checkpoint.signed_bytes()
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            return "signed with an unsupported key type"
+    except (InvalidSignature, ValueError, TypeError):
+        return "signature invalid"
+    if trusted is not None and certificate.fingerprint(hashes.SHA256()).hex() not in trusted:
+        subject = certificate.subject.rfc4514_string()
+        return f"signed by an untrusted certificate ({subject})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- sealing
+
+
+def lock_head(connection: Connection, table_name: str) -> tuple[int, str]:
+    """Lock ``table_name``'s chain head for this transaction and return (last seq, last hash). The first statement
+    is a write, so on SQLite it waits for the database write lock before reading anything; on PostgreSQL it holds
+    the head row's lock until commit. Either way a second sealer or archiver waits here."""
+    head = JournalChainHead.__table__
+    locked = connection.execute(
+        update(head).where(head.c.table_name == table_name).values(locked_at=datetime.now(UTC))
+    ).rowcount
+    if not locked:
+        connection.execute(insert(head).values(table_name=table_name, last_seq=0, last_hash=GENESIS, locked_at=datetime.now(UTC)))
+    last_seq, last_hash = connection.execute(
+        select(head.c.last_seq, head.c.last_hash).where(head.c.table_name == table_name)
+    ).one()
+    return last_seq, last_hash
+
+
+def store_checkpoint(connection: Connection, checkpoint: Checkpoint) -> None:
+    """Insert ``checkpoint`` (its ``id`` is the database's)."""
+    values = checkpoint.as_dict()
+    connection.execute(insert(JournalCheckpoint.__table__).values(**values))
+
+
+def set_head(connection: Connection, table_name: str, last_seq: int, last_hash: str) -> None:
+    """Move ``table_name``'s chain head (within the caller's transaction, which holds its lock)."""
+    head = JournalChainHead.__table__
+    connection.execute(update(head).where(head.c.table_name == table_name).values(last_seq=last_seq, last_hash=last_hash))
+
+
+def _seal_batch(engine: Engine, signer: CheckpointSigner, chained: ChainedTable, batch_size: int) -> int:
+    """Seal up to ``batch_size`` rows of one journal in one transaction; return how many."""
+    table = chained.table
+    with engine.begin() as connection:
+        last_seq, last_hash = lock_head(connection, chained.name)
+        query = select(table).where(table.c.seq.is_(None)).order_by(table.c.id).limit(batch_size).with_for_update()
+        if chained.sealable is not None:
+            query = query.where(chained.sealable)
+        rows = connection.execute(query).mappings().all()
+        if not rows:
+            return 0
+        first_seq, updates = last_seq + 1, []
+        for row in rows:
+            last_seq += 1
+            last_hash = link(last_hash, chained.name, last_seq, row_content(row))
+            updates.append({"row_id": row["id"], "new_seq": last_seq, "new_hash": last_hash})
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.seq.is_(None))
+            .values(seq=bindparam("new_seq"), chain_hash=bindparam("new_hash")),
+            updates,
+        )
+        store_checkpoint(connection, make_checkpoint(signer, chained.name, SEAL, first_seq, last_seq, last_hash))
+        set_head(connection, chained.name, last_seq, last_hash)
+        return len(rows)
+
+
+def seal(engine: Engine, signer: CheckpointSigner, batch_size: int = 500, max_batches: int = 200) -> dict[str, int]:
+    """Seal every chained journal's unsealed rows (up to ``max_batches`` batches each, the rest next time) and
+    return how many rows were sealed per table. Traffic is not held up: rows are inserted as before, and each
+    batch is a short transaction of its own, so a crash leaves whole batches sealed or not at all."""
+    return {
+        chained.name: _seal_table(engine, signer, chained, batch_size, max_batches) for chained in CHAINED_TABLES
+    }
+
+
+def _seal_table(engine: Engine, signer: CheckpointSigner, chained: ChainedTable, batch_size: int, max_batches: int) -> int:
+    total = 0
+    for _ in range(max_batches):
+        sealed = _seal_batch(engine, signer, chained, batch_size)
+        total += sealed
+        if sealed < batch_size:
+            break
+    return total
+
+
+# ---------------------------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing wrong with a chain, naming the row (or checkpoint) where it shows."""
+
+    table: str
+    kind: str  # EDITED, DELETED, REORDERED, CHECKPOINT
+    message: str
+    seq: int | None = None
+    row_id: int | None = None
+
+
+@dataclass
+class ChainReport:
+    """What verifying one chain found."""
+
+    table: str
+    first_seq: int = 0  # first seq held (in the database or the file)
+    last_seq: int = 0  # last seq covered by a checkpoint
+    rows: int = 0
+    checkpoints: int = 0
+    unsealed: int = 0  # rows not sealed yet: not an error
+    problem: Problem | None = None
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        if self.problem is not None:
+            return f"{self.table}: TAMPERED: {self.problem.message}"
+        if self.rows == 0:
+            span = "no sealed rows"
+        else:
+            span = f"{self.rows} rows, seq {self.first_seq}..{self.last_seq}"
+        return f"{self.table}: OK, {span}, {self.checkpoints} checkpoints verified, {self.unsealed} not sealed yet"
+
+
+@dataclass
+class VerifyReport:
+    """The result of :func:`verify` or :func:`journals.archive.verify_archive`."""
+
+    chains: list[ChainReport] = field(default_factory=list)
+    signer_pinned: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no chain has a problem."""
+        return all(chain.problem is None for chain in self.chains)
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The first problem of each chain that has one."""
+        return [chain.problem for chain in self.chains if chain.problem is not None]
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """A sealed row as verification reads it."""
+
+    seq: int
+    row_id: int | None
+    chain_hash: str | None
+    content: Mapping[str, Any]
+
+
+def check_chain(
+    report: ChainReport,
+    rows: Iterable[ChainRow],
+    start_seq: int,
+    start_hash: str,
+    checkpoints: Sequence[Checkpoint],
+    trusted: frozenset[str] | None,
+) -> str:
+    """Walk ``rows`` (in seq order) from the chain point (``start_seq``, ``start_hash``), recomputing each hash and
+    checking each checkpoint when the walk reaches its last seq; record the first problem in ``report`` and
+    return the last hash reached. Shared by database and archive verification."""
+    pending = sorted(checkpoints, key=lambda c: c.last_seq)
+    expected, previous, index = start_seq + 1, start_hash, 0
+    for row in rows:
+        where = f"seq {row.seq} (id {row.row_id})"
+        if row.seq < expected:
+            report.problem = Problem(report.table, "REORDERED", f"row id {row.row_id} repeats seq {row.seq}: rows reordered or copied", row.seq, row.row_id)
+            return previous
+        if row.seq > expected:
+            message = f"row(s) deleted: seq {expected}..{row.seq - 1} missing after seq {expected - 1}, before {where}"
+            report.problem = Problem(report.table, "DELETED", message, expected - 1, row.row_id)
+            return previous
+        computed = link(previous, report.table, row.seq, row.content)
+        if computed != row.chain_hash:
+            message = f"row at {where} does not match the chain: edited (or rows reordered)"
+            report.problem = Problem(report.table, "EDITED", message, row.seq, row.row_id)
+            return previous
+        report.rows += 1
+        report.first_seq = report.first_seq or row.seq
+        previous, expected = computed, expected + 1
+        while index < len(pending) and pending[index].last_seq <= row.seq:
+            checkpoint = pending[index]
+            problem = checkpoint_problem(checkpoint, trusted)
+            if problem is None and (checkpoint.last_seq != row.seq or checkpoint.last_hash != computed):
+                problem = f"does not match the chain at seq {checkpoint.last_seq}"
+            if problem is not None:
+                report.problem = Problem(report.table, "CHECKPOINT", f"checkpoint at seq {checkpoint.last_seq}: {problem}", checkpoint.last_seq, row.row_id)
+                return previous
+            report.checkpoints += 1
+            report.last_seq = row.seq
+            index += 1
+    if index < len(pending):
+        last = pending[-1]
+        message = f"row(s) deleted: seq {expected}..{last.last_seq} missing after seq {expected - 1} (a checkpoint covers up to seq {last.last_seq})"
+        report.problem = Problem(report.table, "DELETED", message, expected - 1)
+    return previous
+
+
+def _stored_checkpoints(connection: Connection, table_name: str) -> list[Checkpoint]:
+    table = JournalCheckpoint.__table__
+    rows = connection.execute(select(table).where(table.c.table_name == table_name).order_by(table.c.last_seq, table.c.id))
+    return [Checkpoint.from_mapping(row) for row in rows.mappings()]
+
+
+def _sealed_rows(connection: Connection, table: Table, after_seq: int, up_to_seq: int) -> Iterator[ChainRow]:
+    query = (
+        select(table).where(table.c.seq > after_seq, table.c.seq <= up_to_seq).order_by(table.c.seq, table.c.id)
+    )
+    for row in connection.execution_options(yield_per=1000).execute(query).mappings():
+        yield ChainRow(row["seq"], row["id"], row["chain_hash"], row_content(row))
+
+
+def verify(engine: Engine, trusted_certificates: Sequence[bytes] = ()) -> VerifyReport:
+    """Verify every chained journal in the database: the chain from its start (seq 1, or the last archived row
+    attested by an ARCHIVE checkpoint) through the newest checkpoint, and every checkpoint's signature (and
+    signer, when ``trusted_certificates`` pins it). Rows sealed after the checkpoints were read, and rows not
+    sealed yet, are counted, not judged."""
+    trusted = frozenset(certificate_fingerprint(pem) for pem in trusted_certificates) or None
+    report = VerifyReport(signer_pinned=trusted is not None)
+    with engine.connect() as connection:
+        for chained in CHAINED_TABLES:
+            report.chains.append(_verify_table(connection, chained, trusted))
+    return report
+
+
+def _verify_table(connection: Connection, chained: ChainedTable, trusted: frozenset[str] | None) -> ChainReport:
+    table = chained.table
+    chain = ChainReport(chained.name)
+    checkpoints = _stored_checkpoints(connection, chained.name)
+    archived = [c for c in checkpoints if c.kind == ARCHIVE]
+    start_seq, start_hash = 0, GENESIS
+    if archived:
+        base = max(archived, key=lambda c: c.last_seq)
+        problem = checkpoint_problem(base, trusted)
+        if problem is not None:
+            chain.problem = Problem(chained.name, "CHECKPOINT", f"archive checkpoint at seq {base.last_seq}: {problem}", base.last_seq)
+            return chain
+        start_seq, start_hash = base.last_seq, base.last_hash
+        chain.last_seq = start_seq
+    seals = [c for c in checkpoints if c.kind == SEAL and c.last_seq > start_seq]
+    # Checkpoints were read first: rows a sealer commits from now on lie beyond them and are left for next time.
+    up_to = max((c.last_seq for c in seals), default=start_seq)
+    check_chain(chain, _sealed_rows(connection, table, start_seq, up_to), start_seq, start_hash, seals, trusted)
+    if chain.problem is None:
+        below = connection.scalar(select(func.min(table.c.seq)).where(table.c.seq <= start_seq))
+        if below is not None:
+            chain.problem = Problem(chained.name, "REORDERED", f"seq {below} is still in the database but was archived", below)
+    chain.unsealed = connection.scalar(select(func.count()).select_from(table).where(table.c.seq.is_(None))) or 0
+    return chain
+
+
+# ---------------------------------------------------------------------------------------------- scheduling
+
+
+def schedule_sealing(scheduler: Any, engine: Engine, signer: CheckpointSigner | None, interval_seconds: float) -> bool:
+    """Add the sealing job to an APScheduler ``scheduler`` (one run at a time; a late run is coalesced). Without a
+    signing key nothing is sealed: say so and return False."""
+    if signer is None:
+        log.warning("GATEWAY_SIGNING_KEY is not set: journal rows are not sealed (no tamper evidence)")
+        return False
+    scheduler.add_job(seal, "interval", seconds=interval_seconds, args=(engine, signer), max_instances=1, coalesce=True)
+    return True
+
