@@ -23,6 +23,7 @@ from gateway.app import create_app
 from gateway.emulators.http import BackgroundServer
 from gateway.emulators.sync_provider import SyncProviderEmulator
 from journals.audit import AuditLogEntry
+from tests.wire import wait_for
 from journals.models import LoggingJournalEntry
 from registry.models import InformationSystem
 from tests.conftest import gateway_settings
@@ -100,6 +101,9 @@ def test_every_request_needs_an_active_token(admin: Admin, engine: Engine) -> No
 
 
 WRITES = [
+    ("PUT", "/maintenance", {"on": True, "reason": "auditor tries"}),
+    ("PATCH", "/incidents/1", {"delayCause": "auditor tries"}),
+    ("POST", "/incidents/1/close", {}),
     ("POST", "/registry/organisations", {"bin": "771234567890", "name": "X", "shortName": "X"}),
     ("PUT", "/registry/organisations/990140000011", {"name": "Renamed", "shortName": "R"}),
     ("DELETE", "/registry/organisations/990140000066", None),
@@ -344,3 +348,40 @@ def test_the_registry_export_is_loadable_yaml(admin: Admin, engine: Engine) -> N
     with Session(engine) as session:
         assert pep["passwordHash"] == session.scalar(select(InformationSystem.password_hash).where(InformationSystem.sender_id == "pep"))
     assert session is not None and AuditLogEntry.__tablename__ == "journal_audit"
+
+
+def test_maintenance_mode_from_the_admin_api_turns_health_503(admin: Admin, gateway_url: str) -> None:
+    assert HTTP.request("GET", f"{gateway_url}/health").status == 200
+    switched = admin.call("PUT", "/maintenance", {"on": True, "reason": "database upgrade"})
+    assert switched.status == 200 and switched.json()["on"] is True
+    try:
+        assert admin.call("GET", "/maintenance", token="auditor").json()["reason"] == "database upgrade"
+        wait_for(lambda: HTTP.request("GET", f"{gateway_url}/health").status == 503, seconds=5)
+    finally:
+        assert admin.call("PUT", "/maintenance", {"on": False}).status == 200
+    wait_for(lambda: HTTP.request("GET", f"{gateway_url}/health").status == 200, seconds=5)
+    assert admin.call("PUT", "/maintenance", {"reason": "no on"}).status == 422
+
+
+def test_an_administrator_records_and_closes_an_incident_over_the_api(admin: Admin, engine: Engine) -> None:
+    from sqlalchemy import insert
+
+    from journals.models import IncidentJournalEntry
+
+    with engine.begin() as connection:
+        number = connection.execute(
+            insert(IncidentJournalEntry).values(opened_at=datetime.now(UTC), kind="LATE_DELIVERY", message_id="m-api")
+            .returning(IncidentJournalEntry.id)
+        ).scalar_one()
+    recorded = admin.call("PATCH", f"/incidents/{number}", {
+        "administratorNotifiedAt": "2026-11-23T10:15:00+05:00", "delayCause": "recipient down", "employeeName": "A. Admin",
+    })
+    assert recorded.status == 200, recorded.body
+    assert recorded.json()["delayCause"] == "recipient down"
+    assert admin.call("PATCH", f"/incidents/{number}", {"openedAt": "2026-01-01T00:00:00Z"}).status == 422
+    listed = admin.call("GET", "/incidents?open=true", token="auditor").json()["items"]
+    assert number in [item["number"] for item in listed]
+    closed = admin.call("POST", f"/incidents/{number}/close", {"measuresTaken": "restarted"})
+    assert closed.status == 200 and closed.json()["closedAt"] is not None
+    assert admin.call("PATCH", f"/incidents/{number}", {"delayCause": "afterwards"}).status == 409
+    assert admin.call("POST", "/incidents/987654321/close", {}).status == 404

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from gateway.admin.tokens import Principal, authenticate
 from gateway.config import Settings
+from gateway.maintenance import maintenance_state, set_maintenance
+from journals import incidents
 from journals.queries import LoggingQuery, csv_chunks, iter_logging, json_chunks, query_audit, query_logging, query_registration
 from registry.admin import KINDS, EntityConflict, EntityNotFound, EntryInvalid, RegistryAdmin
 from registry.export import export_registry
@@ -104,6 +106,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/journals/logging/export", False, "logging_export", "Export the logging journal as CSV or JSON"),
     Route("GET", "/journals/registration", False, "registration", "The IS interaction registration journal (paged)"),
     Route("GET", "/audit", False, "audit", "The audit log of administrative changes (paged)"),
+    Route("GET", "/maintenance", False, "maintenance", "Whether maintenance mode is on"),
+    Route("PUT", "/maintenance", True, "set_maintenance", "Switch maintenance mode on or off: {on, reason}"),
+    Route("GET", "/incidents", False, "incidents", "The incident journal, newest first (?open=true, paged)"),
+    Route("PATCH", "/incidents/{number}", True, "record_incident", "Fill in Appendix 7 columns of an open incident"),
+    Route("POST", "/incidents/{number}/close", True, "close_incident", "Close an incident: {measuresTaken, employeeName}"),
 )
 
 
@@ -178,7 +185,7 @@ class AdminApp:
         if (route.writes or route.administrator_only) and not principal.can_write:
             raise ApiError(403, f"the {principal.role} role may not {route.summary[0].lower()}{route.summary[1:]}")
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=False).items()}
-        body = _read_body(environ) if method in ("POST", "PUT") else b""
+        body = _read_body(environ) if method in ("POST", "PUT", "PATCH") else b""
         return getattr(self, "_" + route.handler)(Request(principal, match.groupdict(), query, body))
 
     def _principal(self, environ: dict[str, Any]) -> Principal:
@@ -197,6 +204,41 @@ class AdminApp:
         from gateway.admin.openapi import openapi_document
 
         return Response(200, openapi_document())
+
+    def _maintenance(self, _request: Request) -> Response:
+        return Response(200, maintenance_state(self.engine).as_json())
+
+    def _set_maintenance(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("on"), bool):
+            raise ApiError(422, 'send {"on": true|false, "reason": "…"}')
+        _, after = set_maintenance(self.engine, body["on"], request.principal.name, body.get("reason"))
+        return Response(200, after.as_json())
+
+    def _incidents(self, request: Request) -> Response:
+        open_only = request.query.get("open", "false").lower() == "true"
+        limit, offset = _int(request.query, "limit") or 100, _int(request.query, "offset") or 0
+        return Response(200, {"items": [_incident_json(i) for i in incidents.list_incidents(self.engine, open_only, limit, offset)]})
+
+    def _record_incident(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ApiError(422, "send a JSON object of Appendix 7 columns")
+        values = {}
+        for key, value in body.items():
+            column = INCIDENT_FIELDS.get(key)
+            if column is None:
+                raise ApiError(422, f"{key} is not a column an administrator records; one of {', '.join(INCIDENT_FIELDS)}")
+            values[column] = _time({key: value}, key) if column.endswith("_at") else value
+        with _incident_errors():
+            return Response(200, _incident_json(incidents.record(self.engine, _number(request), **values)))
+
+    def _close_incident(self, request: Request) -> Response:
+        body = request.json() if request.body else {}
+        body = body if isinstance(body, dict) else {}
+        with _incident_errors():
+            closed = incidents.close(self.engine, _number(request), body.get("measuresTaken"), body.get("employeeName"))
+        return Response(200, _incident_json(closed))
 
     def _whoami(self, request: Request) -> Response:
         return Response(200, {"name": request.principal.name, "role": request.principal.role})
@@ -279,6 +321,47 @@ def _registry_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from exc
     except EntryInvalid as exc:
         raise ApiError(422, "the entry is not valid", [{"path": p.path, "message": p.message} for p in exc.problems]) from exc
+
+
+# The incident journal's Appendix 7 columns as the API names them.
+INCIDENT_FIELDS = {
+    "administratorNotifiedAt": "administrator_notified_at",
+    "responsibleArrivedAt": "responsible_arrived_at",
+    "delayCause": "delay_cause",
+    "measuresTaken": "measures_taken",
+    "sentAt": "sent_at",
+    "employeeName": "employee_name",
+    "signature": "signature",
+}
+
+
+def _incident_json(incident: incidents.Incident) -> dict[str, Any]:
+    return {
+        key: (value.isoformat() if isinstance(value, datetime) else value)
+        for key, value in {
+            "number": incident.id, "openedAt": incident.opened_at, "kind": incident.kind,
+            "deliveryPointId": incident.delivery_point_id, "messageId": incident.message_id,
+            "messageReceivedAt": incident.message_received_at, "closedAt": incident.closed_at,
+            **{api: getattr(incident, column) for api, column in INCIDENT_FIELDS.items()},
+        }.items()
+    }
+
+
+def _number(request: Request) -> int:
+    try:
+        return int(request.params["number"])
+    except ValueError:
+        raise ApiError(404, f"no incident {request.params['number']}") from None
+
+
+@contextmanager
+def _incident_errors() -> Iterator[None]:
+    try:
+        yield
+    except incidents.IncidentNotFound as exc:
+        raise ApiError(404, str(exc)) from exc
+    except incidents.IncidentClosed as exc:
+        raise ApiError(409, str(exc)) from exc
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
