@@ -25,14 +25,14 @@ SAMPLE_REGISTRY = Path(__file__).resolve().parents[1] / "registry" / "sample_reg
 DEMO_PROVIDER_PORT = 8091
 DEMO_RECIPIENT_PORT = 8092
 # The back-office emulators behind the sample registry's adapter delivery points, and the demo credentials
-# those points name as ${GATEWAY_DEMO_...} references.
+# those points name as ${GATEWAY_ADAPTER_DEMO_...} references.
 DEMO_BACKENDS = {"ecs": 8093, "ecert": 8094, "payments": 8095}
 BACKEND_EMULATORS = {name: f"gateway.emulators.{name}" for name in DEMO_BACKENDS}
 DEMO_BACKEND_SECRETS = {
-    "GATEWAY_DEMO_ECS_SECRET": "secret-1",
-    "GATEWAY_DEMO_ECERT_API_KEY": "ecert-demo-key",
-    "GATEWAY_DEMO_ECERT_JWS_KEY": "0123456789abcdef" * 4,
-    "GATEWAY_DEMO_PAYMENTS_TOKEN": "demo-agent-token",
+    "GATEWAY_ADAPTER_DEMO_ECS_SECRET": "secret-1",
+    "GATEWAY_ADAPTER_DEMO_ECERT_API_KEY": "ecert-demo-key",
+    "GATEWAY_ADAPTER_DEMO_ECERT_JWS_KEY": "0123456789abcdef" * 4,
+    "GATEWAY_ADAPTER_DEMO_PAYMENTS_TOKEN": "demo-agent-token",
 }
 
 

@@ -174,9 +174,12 @@ def verify_archive(path: Path, trusted_certificates: Sequence[bytes] = ()) -> Ve
         chain = ChainReport(path.name, problem=Problem(path.name, "CHECKPOINT", f"unreadable archive file: {error}"))
         report.chains.append(chain)
         return report
-    chain = ChainReport(header["table"])
+    chain = ChainReport(str(header.get("table", path.name)))
     report.chains.append(chain)
-    chain.problem = _file_problem(chain, header, final, lines, trusted)
+    try:
+        chain.problem = _file_problem(chain, header, final, lines, trusted)
+    except (KeyError, TypeError, ValueError) as error:  # a file altered into something that is not an archive
+        chain.problem = Problem(chain.table, "CHECKPOINT", f"unreadable archive file: {error}")
     return report
 
 

@@ -70,6 +70,7 @@ def record(engine: Engine, incident_id: int, **values: object) -> Incident:
     unknown = set(values) - set(RECORDABLE)
     if unknown:
         raise ValueError(f"not a column an administrator records: {', '.join(sorted(unknown))}")
+    values = {name: _utc(value) if isinstance(value, datetime) else value for name, value in values.items()}
     with Session(engine) as session, session.begin():
         row = _open_row(session, incident_id)
         for name, value in values.items():
@@ -87,6 +88,13 @@ def close(engine: Engine, incident_id: int, measures_taken: str | None = None, e
             row.employee_name = employee_name
         row.closed_at = datetime.now(UTC)
         return _incident(row)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Stored in UTC: SQLite keeps no zone, so a local time would come back hours off.
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()}: give the time zone")
+    return moment.astimezone(UTC)
 
 
 def _open_row(session: Session, incident_id: int) -> IncidentJournalEntry:

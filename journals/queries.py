@@ -140,13 +140,21 @@ def query_registration(engine: Engine, service: str | None = None, after_id: int
 LOGGING_COLUMNS = [column.name for column in LoggingJournalEntry.__table__.columns]
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """Callers choose message ids and the like: a cell a spreadsheet would run as a formula is quoted."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def csv_chunks(rows: Iterable[dict[str, Any]], columns: list[str] = LOGGING_COLUMNS) -> Iterator[str]:
     """``rows`` as CSV text with a header line, in chunks of up to ``EXPORT_BATCH`` rows."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for count, row in enumerate(rows, 1):
-        writer.writerow(row)
+        writer.writerow({key: _inert(value) for key, value in row.items()})
         if count % EXPORT_BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)

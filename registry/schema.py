@@ -79,11 +79,23 @@ class OperatorEntry(_Entry):
     developer_contact: Contact | None = None
 
 
+SECRET_OPTIONS = frozenset({"clientSecret", "historyClientSecret", "token", "apiKey", "jwsKey"})
+_SECRET_REFERENCE = re.compile(r"\$\{GATEWAY_ADAPTER_[A-Za-z0-9_]+\}")
+
+
 class AdapterEntry(_Entry):
     """A back-office adapter instead of a SOAP URL; secrets in ``options`` are written ``${ENV_NAME}``."""
 
     name: Literal["ecs", "ecert", "payments"]  # the adapters in gateway/adapters/catalogue.py
     options: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _secrets_are_references(self) -> AdapterEntry:
+        # The registry is shown to auditors, exported and audited: a secret written in it would leak everywhere.
+        for key in SECRET_OPTIONS & set(self.options):
+            if not _SECRET_REFERENCE.fullmatch(self.options[key]):
+                raise ValueError(f"options.{key} is a secret: write it as ${{GATEWAY_ADAPTER_…}} and set that variable")
+        return self
 
 
 class DeliveryPointEntry(_Entry):

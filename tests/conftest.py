@@ -120,7 +120,10 @@ BACKENDS = ("ecs", "ecert", "payments")
 @pytest.fixture(scope="session")
 def backend_servers() -> Iterator[dict[str, tuple[Any, str]]]:
     """The three back-office emulators, each a real HTTP server on loopback: (emulator, base URL) by name."""
-    os.environ.setdefault("GATEWAY_TEST_ECS_SECRET", "secret-1")  # the registry names the ECS secret ${...}
+    # The test registry names the backends' secrets as ${...} references, as a real one must.
+    for name, value in (("ECS_SECRET", "secret-1"), ("ECERT_API_KEY", "ecert-demo-key"),
+                        ("ECERT_JWS_KEY", "0123456789abcdef" * 4), ("PAYMENTS_TOKEN", "demo-agent-token")):
+        os.environ.setdefault(f"GATEWAY_ADAPTER_TEST_{name}", value)
     emulators = {name: importlib.import_module(f"gateway.emulators.{name}").make_emulator() for name in BACKENDS}
     with contextlib.ExitStack() as stack:
         yield {name: (emulator, stack.enter_context(BackgroundServer(emulator)).url) for name, emulator in emulators.items()}

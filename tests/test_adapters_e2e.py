@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -138,3 +139,30 @@ def test_an_ecert_task_result_is_delivered_as_the_response(async_url: str, backe
     assert fault.tag == "{urn:gateway:adapters}AdapterFault"
     assert fault.findtext("{urn:gateway:adapters}errorCode") == "SCE011"
     assert fault.findtext("{urn:gateway:adapters}backendCode", "").startswith("EC")
+
+
+def test_an_adapter_point_switched_off_by_its_breaker_comes_back_with_a_probe(
+    async_url: str, backends: Any, delivery_worker: Any, engine: Any
+) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from gateway.store.models import DeliveryPointState
+
+    backends["payments"].set_switches(down=True)
+    balance = f'<data><BalanceRequest xmlns="{PAYMENTS}"/></data>'
+    failing = [accepted(post(async_url, async_send("PaymentsBreaker", data=balance)))[0] for _ in range(2)]
+    for message_id in failing:
+        wait_for(lambda: status_of(async_url, message_id, "pep", "pep-test-password") == "NOT_DELIVERED", seconds=20)
+    queued, correlation_id = accepted(post(async_url, async_send("PaymentsBreaker", data=balance)))
+    wait_for(lambda: status_of(async_url, queued, "pep", "pep-test-password") == "DELIVERY_STOPPED", seconds=20)
+    backends["payments"].set_switches(down=False)
+    with engine.begin() as connection:
+        connection.execute(update(DeliveryPointState).where(DeliveryPointState.delivery_point_id == 45)
+                           .values(probe_after=datetime.now(UTC) - timedelta(seconds=1)))
+    delivery_worker.probe()
+    wait_for(lambda: status_of(async_url, queued, "pep", "pep-test-password") == "DELIVERED", seconds=20)
+    with Session(engine) as session:
+        assert not session.get(DeliveryPointState, 45).switched_off
+    [response] = fetched(async_url, "PaymentsBreaker", "pep", "pep-test-password", correlation_id=correlation_id)
+    assert response.find("messageData/data")[0].tag == f"{{{PAYMENTS}}}BalanceResponse"

@@ -385,3 +385,22 @@ def test_an_administrator_records_and_closes_an_incident_over_the_api(admin: Adm
     assert closed.status == 200 and closed.json()["closedAt"] is not None
     assert admin.call("PATCH", f"/incidents/{number}", {"delayCause": "afterwards"}).status == 409
     assert admin.call("POST", "/incidents/987654321/close", {}).status == 404
+    assert admin.call("PATCH", f"/incidents/{number}", {"sentAt": 5}).status == 422
+    assert admin.call("GET", "/incidents?limit=-1").status == 400
+    assert admin.call("PUT", "/maintenance", {"on": True, "reason": 5}).status == 422
+
+
+def test_incident_times_are_kept_in_utc(admin: Admin, engine: Engine) -> None:
+    from sqlalchemy import insert
+
+    from journals.models import IncidentJournalEntry
+
+    with engine.begin() as connection:
+        number = connection.execute(
+            insert(IncidentJournalEntry).values(opened_at=datetime.now(UTC), kind="LATE_DELIVERY").returning(IncidentJournalEntry.id)
+        ).scalar_one()
+    answer = admin.call("PATCH", f"/incidents/{number}", {"sentAt": "2026-11-23T10:00:00+06:00"})
+    assert answer.status == 200
+    [listed] = [i for i in admin.call("GET", "/incidents?limit=1000").json()["items"] if i["number"] == number]
+    assert datetime.fromisoformat(listed["sentAt"]) == datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+    assert admin.call("PATCH", f"/incidents/{number}", {"sentAt": "2026-11-23T10:00:00"}).status == 422

@@ -161,3 +161,22 @@ def test_a_delivery_point_has_either_a_url_or_an_adapter() -> None:
             parse_registry(base % extra)
         assert problem in str(refused.value)
     parse_registry(base % ', adapter: {name: payments, options: {baseUrl: "http://127.0.0.1:1"}}')
+
+
+def test_adapter_secrets_are_environment_references_never_values() -> None:
+    entry = 'deliveryPoints:\n  - {id: 1, callMode: 1, adapter: {name: payments, options: {baseUrl: "http://127.0.0.1:1", token: %s}}}\n'
+    with pytest.raises(RegistryFileError) as refused:
+        parse_registry(entry % '"demo-agent-token"')
+    assert "options.token is a secret" in str(refused.value)
+    parse_registry(entry % '"${GATEWAY_ADAPTER_PAYMENTS_TOKEN}"')
+
+
+def test_only_adapter_variables_can_be_named() -> None:
+    from gateway.adapters.pool import resolve_options
+
+    environ = {"GATEWAY_ADAPTER_TOKEN": "t", "GATEWAY_DATABASE_URL": "postgresql://secret"}
+    assert resolve_options({"token": "${GATEWAY_ADAPTER_TOKEN}"}, environ) == {"token": "t"}
+    with pytest.raises(ValueError, match="only GATEWAY_ADAPTER_"):
+        resolve_options({"baseUrl": "http://x/${GATEWAY_DATABASE_URL}"}, environ)
+    with pytest.raises(ValueError, match="not set"):
+        resolve_options({"token": "${GATEWAY_ADAPTER_MISSING}"}, environ)

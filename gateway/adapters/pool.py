@@ -14,13 +14,19 @@ from gateway.errors import ErrorCode, GatewayError
 from registry.snapshot import DeliveryPointView
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Only variables meant for adapters can be named: a registry administrator must not be able to route, say, the
+# database URL or the signing key's passphrase into a backend URL.
+ADAPTER_VARIABLE_PREFIX = "GATEWAY_ADAPTER_"
 
 
 def resolve_options(options: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Replace each ``${NAME}`` with the environment variable NAME: secrets stay out of the registry."""
+    """Replace each ``${NAME}`` with the environment variable NAME (``GATEWAY_ADAPTER_…`` only): secrets stay out
+    of the registry."""
 
     def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
+        if not name.startswith(ADAPTER_VARIABLE_PREFIX):
+            raise ValueError(f"${{{name}}}: only {ADAPTER_VARIABLE_PREFIX}* environment variables can be named")
         if name not in environ:
             raise ValueError(f"environment variable {name} is not set")
         return environ[name]

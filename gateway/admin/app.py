@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -119,18 +119,21 @@ def _int(query: dict[str, str], name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApiError(400, f"{name} must be an integer") from None
+    if not 0 <= number < 2**63:
+        raise ApiError(400, f"{name} must be between 0 and 2^63 - 1")
+    return number
 
 
-def _time(query: dict[str, str], name: str) -> datetime | None:
+def _time(query: dict[str, Any], name: str) -> datetime | None:
     value = query.get(name)
     if value is None:
         return None
     try:
         return datetime.fromisoformat(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ApiError(400, f"{name} must be an ISO 8601 date-time") from None
 
 
@@ -210,14 +213,14 @@ class AdminApp:
 
     def _set_maintenance(self, request: Request) -> Response:
         body = request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("on"), bool):
+        if not isinstance(body, dict) or not isinstance(body.get("on"), bool) or not isinstance(body.get("reason", ""), str | None):
             raise ApiError(422, 'send {"on": true|false, "reason": "…"}')
         _, after = set_maintenance(self.engine, body["on"], request.principal.name, body.get("reason"))
         return Response(200, after.as_json())
 
     def _incidents(self, request: Request) -> Response:
         open_only = request.query.get("open", "false").lower() == "true"
-        limit, offset = _int(request.query, "limit") or 100, _int(request.query, "offset") or 0
+        limit, offset = min(_int(request.query, "limit") or 100, MAX_INCIDENTS_PAGE), _int(request.query, "offset") or 0
         return Response(200, {"items": [_incident_json(i) for i in incidents.list_incidents(self.engine, open_only, limit, offset)]})
 
     def _record_incident(self, request: Request) -> Response:
@@ -229,6 +232,8 @@ class AdminApp:
             column = INCIDENT_FIELDS.get(key)
             if column is None:
                 raise ApiError(422, f"{key} is not a column an administrator records; one of {', '.join(INCIDENT_FIELDS)}")
+            if value is not None and not isinstance(value, str):
+                raise ApiError(422, f"{key} must be a string")
             values[column] = _time({key: value}, key) if column.endswith("_at") else value
         with _incident_errors():
             return Response(200, _incident_json(incidents.record(self.engine, _number(request), **values)))
@@ -323,6 +328,7 @@ def _registry_errors() -> Iterator[None]:
         raise ApiError(422, "the entry is not valid", [{"path": p.path, "message": p.message} for p in exc.problems]) from exc
 
 
+MAX_INCIDENTS_PAGE = 1000
 # The incident journal's Appendix 7 columns as the API names them.
 INCIDENT_FIELDS = {
     "administratorNotifiedAt": "administrator_notified_at",
@@ -337,7 +343,8 @@ INCIDENT_FIELDS = {
 
 def _incident_json(incident: incidents.Incident) -> dict[str, Any]:
     return {
-        key: (value.isoformat() if isinstance(value, datetime) else value)
+        # SQLite hands back UTC times without their zone; every time is UTC here.
+        key: (value.replace(tzinfo=value.tzinfo or UTC).isoformat() if isinstance(value, datetime) else value)
         for key, value in {
             "number": incident.id, "openedAt": incident.opened_at, "kind": incident.kind,
             "deliveryPointId": incident.delivery_point_id, "messageId": incident.message_id,
@@ -362,6 +369,8 @@ def _incident_errors() -> Iterator[None]:
         raise ApiError(404, str(exc)) from exc
     except incidents.IncidentClosed as exc:
         raise ApiError(409, str(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from exc
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -1,6 +1,7 @@
 """The synchronous channel's use case: authenticate, authorise, route, call the provider, journal."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from journals.logging_journal import JournalRecord
 from gateway.channels.routing import resolve_delivery_point
 from registry.snapshot import DeliveryPointView, RegistryCache
 
+log = logging.getLogger(__name__)
 SYNC_CALL_MODE = 1
 
 
@@ -163,6 +165,9 @@ class SyncChannel:
         provider_certificate = None
         if point.security_mode >= ENCRYPTED_MODE and (owner := snapshot.senders.get(service.owner_sender_id)) is not None:
             provider_certificate = owner.encryption_certificate()
+            if provider_certificate is None:
+                log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",
+                            point.id, owner.sender_id)
         exchange.forwarded_at = _now()
         try:
             response = self._provider.call(point, request, exchange.session_id, deadline, provider_certificate)

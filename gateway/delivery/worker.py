@@ -23,6 +23,7 @@ from lxml import etree
 from sqlalchemy import ColumnElement, Connection, Engine, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.envelope_data import adapter_payload, fault_data, wrap_data
 from gateway.adapters.pool import AdapterPool
 from gateway.channels.async_channel import chain_response
@@ -54,6 +55,9 @@ from registry.snapshot import DeliveryPointView, RegistryCache, RegistrySnapshot
 log = logging.getLogger(__name__)
 # An adapter's backend that cannot be reached or answer in time is tried again; any other error is its answer.
 TRANSIENT_ADAPTER_ERRORS = (ErrorCode.PROVIDER_UNREACHABLE, ErrorCode.PROVIDER_TIMEOUT, ErrorCode.INTERNAL_ERROR)
+# A backend that stays unreachable while a result is pending is asked this many times before the message fails.
+MAX_UNANSWERED_POLLS = 500
+NO_SIGNING_KEY = "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)"
 DEFAULT_CALL_TIMEOUT = 40.0  # the registry example's asyncCallTimeout, for points that set none
 
 
@@ -198,12 +202,20 @@ class DeliveryWorker:
         message = self._store.find(task.message_id)
         if message is None:
             return
-        error = self._call(
-            point,
-            self._envelope(task, message, point, snapshot),
-            time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT),
-            expected=self._expected_answer(task),
-        )
+        outcome: AdapterAnswer | GatewayError | None = None
+        if point.adapter_name is not None:
+            outcome = self._ask_adapter(task, message, point)
+            transient = isinstance(outcome, GatewayError) and outcome.error in TRANSIENT_ADAPTER_ERRORS
+            error = str(outcome) if transient else None
+        elif point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
+            error = NO_SIGNING_KEY
+        else:
+            error = self._call(
+                point,
+                self._envelope(task, message, point, snapshot),
+                time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT),
+                expected=self._expected_answer(task),
+            )
         with self._engine.begin() as connection:
             if error is not None:
                 # Not an attempt of the message's: the point is off, the probe only tests it.
@@ -213,7 +225,10 @@ class DeliveryWorker:
                 return
             self._guard.switch_on(point.id, "Half-open probe delivered a message; delivery resumed", connection)
             self._store.resume_point(connection, point.id, snapshot)
-        self._succeeded(task, self._store.find(task.message_id) or message, snapshot)
+        if outcome is not None:
+            self._settle_adapter_outcome(task, message, point, snapshot, outcome)
+        else:
+            self._succeeded(task, self._store.find(task.message_id) or message, snapshot)
 
     def _run(self, task: ClaimedTask, message: StoredMessage | None) -> None:
         try:
@@ -240,7 +255,7 @@ class DeliveryWorker:
             self._deliver_to_adapter(task, message, point, snapshot)
             return
         if point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
-            self._failed(task, message, point, snapshot, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
+            self._failed(task, message, point, snapshot, NO_SIGNING_KEY)
             return
         body = self._envelope(task, message, point, snapshot)
         timeout = float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
@@ -251,27 +266,36 @@ class DeliveryWorker:
             self._failed(task, message, point, snapshot, error)
 
     def _deliver_to_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
-        """Hand a REQUEST to the point's adapter, or ask it again for a result still pending. A final answer, or
-        the backend's refusal, goes back to the initiator as the chain's RESPONSE; a pending one turns the task
-        into a POLL task due when the adapter says; an unreachable backend is retried like a PUSH."""
+        """Hand a REQUEST to the point's adapter, or ask it again for a result still pending."""
+        self._settle_adapter_outcome(task, message, point, snapshot, self._ask_adapter(task, message, point))
+
+    def _ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
         deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
         try:
             adapter = self._adapters.adapter_for(point)
             if task.kind == POLL_TASK:
-                answer = adapter.poll(task.reference or {}, task.attempts + 1, deadline)
-            else:
-                answer = adapter.handle(adapter_payload(stored_data(message), adapter), deadline)
+                return adapter.poll(task.reference or {}, task.attempts + 1, deadline)
+            return adapter.handle(adapter_payload(stored_data(message), adapter), deadline)
         except GatewayError as exc:
-            if exc.error not in TRANSIENT_ADAPTER_ERRORS:
-                self._answer_initiator(task, message, snapshot, fault_data(exc), [["adapterStatusCode", exc.error.code]])
-            elif task.kind == POLL_TASK:
-                # The result is still owed: keep asking, backing off, without counting it as a delivery failure.
-                delay = min(self._settings.retry_base_seconds * 2 ** task.attempts, self._settings.retry_max_seconds)
-                self._reschedule(task, delay, attempts=task.attempts + 1, last_error=str(exc)[:1000])
+            return exc
+
+    def _settle_adapter_outcome(
+        self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot,
+        outcome: AdapterAnswer | GatewayError,
+    ) -> None:
+        """A final answer, or the backend's refusal, goes back to the initiator as the chain's RESPONSE; a pending
+        one turns the task into a POLL task due when the adapter says; an unreachable backend is retried like a
+        PUSH (a pending result is asked for again, backing off, until ``MAX_UNANSWERED_POLLS``)."""
+        if isinstance(outcome, GatewayError):
+            if outcome.error not in TRANSIENT_ADAPTER_ERRORS:
+                self._answer_initiator(task, message, snapshot, fault_data(outcome), [["adapterStatusCode", outcome.error.code]])
+            elif task.kind == POLL_TASK and task.attempts < MAX_UNANSWERED_POLLS:
+                self._reschedule(task, self._backoff(task.attempts + 1), attempts=task.attempts + 1, last_error=str(outcome)[:1000])
                 self._metrics.delivery_attempt(point.id, "pending")
             else:
-                self._failed(task, message, point, snapshot, str(exc))
+                self._failed(task, message, point, snapshot, str(outcome))
             return
+        answer = outcome
         if answer.pending is not None:
             attempts = task.attempts + 1 if task.kind == POLL_TASK else 0
             self._reschedule(task, answer.pending.poll_after_seconds, kind=POLL_TASK, reference=answer.pending.reference, attempts=attempts)
@@ -288,6 +312,10 @@ class DeliveryWorker:
         except IntegrityError:
             log.info("the adapter's answer to %s was stored before; finishing its task", message.message_id)
         self._succeeded(task, message, snapshot)
+
+    def _backoff(self, attempts: int) -> float:
+        """The delay before attempt ``attempts + 1``: doubling from the base, capped (and the exponent with it)."""
+        return min(self._settings.retry_base_seconds * 2 ** min(attempts - 1, 30), self._settings.retry_max_seconds)
 
     def _reschedule(self, task: ClaimedTask, seconds: float, **values: object) -> None:
         with self._engine.begin() as connection:
@@ -308,6 +336,9 @@ class DeliveryWorker:
             recipient_id = message.recipient_id if task.kind == MESSAGE_TASK else message.sender_id
             system = snapshot.senders.get(recipient_id)
             recipient = system.encryption_certificate() if system is not None else None
+            if recipient is None:
+                log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",
+                            point.id, recipient_id)
         return build_envelope(self._payload(task, message), protect(self._signer, recipient))
 
     def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
@@ -369,10 +400,9 @@ class DeliveryWorker:
                 if still_ours and task.kind in (MESSAGE_TASK, POLL_TASK):
                     self._store.change_state(connection, message, NOT_DELIVERED, status_notification_point(snapshot, message), error=error)
             else:
-                delay = min(self._settings.retry_base_seconds * 2 ** (attempts - 1), self._settings.retry_max_seconds)
                 self._set_task(
                     connection, task, attempts=attempts, last_error=error[:1000],
-                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
+                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=self._backoff(attempts)),
                 )
             if outcome.switched_off:
                 self._store.stop_point(connection, point.id, snapshot)

@@ -2,6 +2,7 @@
 encryption in mode 3."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from gateway.security.replay import ReplayGuard
 from gateway.security.wssec import CertificateLookup, VerifiedSignature
 from registry.snapshot import RegistrySnapshot, SenderView
 
+log = logging.getLogger(__name__)
 SignatureVerifier = Callable[[CertificateLookup], VerifiedSignature]
 GATEWAY_SIGNS_MODE = 1  # security modes 1-3: what the gateway sends on carries its own transport signature
 SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required
@@ -60,4 +62,8 @@ def answer_recipient(sender: SenderView, signer_certificate: x509.Certificate) -
     newest registered RSA certificate; None when it has neither (the answer then goes signed, unencrypted)."""
     if can_encrypt_to(signer_certificate):
         return signer_certificate
-    return sender.encryption_certificate()
+    registered = sender.encryption_certificate()
+    if registered is None:
+        log.warning("%s signs with a non-RSA key and has no RSA certificate registered: its mode-3 answer goes unencrypted",
+                    sender.sender_id)
+    return registered
