@@ -102,6 +102,8 @@ def demo(port: int | None) -> None:
     """The embedded default: SQLite, the sample registry, the emulators, the gateway and its delivery worker, with
     a test PKI in var/pki (created on first run) so that the sample services show signed traffic."""
     _demo_pki(Path("var/pki"))
+    # Several gunicorn workers answer /metrics: they share their counts through this folder.
+    os.environ.setdefault("GATEWAY_METRICS_DIR", "var/metrics")
     settings = _settings(port=port)
     engine = make_engine(settings.database_url)
     migrate(engine)
