@@ -19,7 +19,10 @@ BATCH = 500  # incidents opened per run at most; the next run takes the rest
 def open_late_delivery_incidents(engine: Engine, threshold_seconds: float) -> int:
     """Open an incident for each PUSH message undelivered past the threshold that has none yet; return how many."""
     clock = datetime.now(UTC)
-    already = select(IncidentJournalEntry.message_id).where(IncidentJournalEntry.kind == LATE_DELIVERY)
+    # NOT IN over a NULL matches nothing: incidents without a message must stay out of the subquery.
+    already = select(IncidentJournalEntry.message_id).where(
+        IncidentJournalEntry.kind == LATE_DELIVERY, IncidentJournalEntry.message_id.is_not(None)
+    )
     late = (
         select(AsyncMessage.message_id, AsyncMessage.accepted_at, AsyncMessage.recipient_id)
         .where(
