@@ -173,7 +173,11 @@ class RegistryAdmin:
             self._check(session, kind, entry)
             self._apply(session, kind, entry, actor, before=before_entry)
             after = public_view(self._entry(session, kind, typed_key))
-            record_change(session, actor, "UPDATE", kind.name, str(typed_key), public_view(before_entry), after)
+            audited_after = dict(after)
+            if getattr(entry, "password", None) is not None or getattr(entry, "password_hash", None) is not None:
+                # The views never carry credentials, so say in the audit log that they were replaced.
+                audited_after["credentialsChanged"] = True
+            record_change(session, actor, "UPDATE", kind.name, str(typed_key), public_view(before_entry), audited_after)
             bump_version(session)
         return after
 

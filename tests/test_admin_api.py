@@ -230,7 +230,9 @@ def test_changes_are_audited_and_publications_registered(admin: Admin) -> None:
     assert all(r["actor"] == admin.admin_name for r in rows)
     assert rows[0]["before"] is None and rows[0]["after"]["name"] == f"IS {suffix}"
     assert rows[1]["before"]["name"] == f"IS {suffix}" and rows[1]["after"]["name"] == "New name"
+    assert rows[1]["after"]["credentialsChanged"] is True and "credentialsChanged" not in rows[0]["after"]
     assert "password" not in json.dumps(rows).replace("hasPassword", ""), "a secret reached the audit log"
+    assert "another-password" not in json.dumps(rows)
 
     registrations = admin.call("GET", f"/journals/registration?service=Svc{suffix}", token="auditor").json()["items"]
     assert [r["event"] for r in registrations] == ["SERVICE_PUBLISHED", "USER_CONNECTED"]

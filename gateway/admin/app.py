@@ -174,7 +174,8 @@ class AdminApp:
         return _send(start_response, response)
 
     def _dispatch(self, environ: dict[str, Any]) -> Response:
-        path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
+        # PEP 3333 hands the path over as latin-1 text; keys (sender ids) may be any UTF-8.
+        path = (environ.get("PATH_INFO") or "/").encode("latin-1").decode("utf-8", "replace").rstrip("/") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         principal = self._principal(environ)  # before routing: an anonymous caller learns nothing
         matched = [(route, m) for route in ROUTES if (m := route.pattern.match(path))]
