@@ -27,6 +27,7 @@ from registry.export import (
     service_entry,
 )
 from registry.loader import (
+    column_limit_problems,
     RegistryProblem,
     _apply_delivery_point,
     _apply_information_system,
@@ -62,6 +63,12 @@ class EntityNotFound(RegistryAdminError):
 
 class EntityConflict(RegistryAdminError):
     """The change clashes with the registry: the key exists already, or others still refer to the entity."""
+
+
+def _fits(session: Session) -> None:
+    problems = column_limit_problems(session)
+    if problems:
+        raise EntryInvalid(problems)
 
 
 class EntryInvalid(RegistryAdminError):
@@ -322,8 +329,11 @@ class RegistryAdmin:
             row = row or Service(key=key)
             session.add(row)
             _apply_service(session, row, entry, systems)
+            _fits(session)
             session.flush()
             self._register(session, entry, before, systems, actor)
+        # Before the flush: flushed rows nobody holds drop out of the session, and PostgreSQL would refuse them.
+        _fits(session)
         session.flush()
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Integer, select, update
 from sqlalchemy.orm import Session
 
 from registry.credentials import hash_password
@@ -41,6 +41,28 @@ class RegistryProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+_INTEGER_RANGE = (-(2**31), 2**31 - 1)
+
+
+def column_limit_problems(session: Session) -> list[RegistryProblem]:
+    """Values about to be written that their columns cannot hold: PostgreSQL would refuse them, SQLite would
+    keep them, so they are refused here for both, by table and column."""
+    problems = []
+    # Rows flushed earlier in the transaction are no longer "new": look at everything the session holds.
+    for row in [*session.new, *session.identity_map.values()]:
+        table = row.__table__
+        for column in table.columns:
+            value = getattr(row, column.key, None)
+            if value is None:
+                continue
+            length = getattr(column.type, "length", None)
+            if isinstance(value, str) and length is not None and len(value) > length:
+                problems.append(RegistryProblem(f"{table.name}.{column.key}", f"longer than {length} characters"))
+            elif isinstance(column.type, Integer) and isinstance(value, int) and not _INTEGER_RANGE[0] <= value <= _INTEGER_RANGE[1]:
+                problems.append(RegistryProblem(f"{table.name}.{column.key}", "out of range"))
+    return problems
 
 
 class RegistryFileError(Exception):
@@ -162,6 +184,9 @@ def apply_registry(engine: Engine, registry: RegistryFile) -> LoadSummary:
             service = services.get(svc_entry.key) or Service(key=svc_entry.key)
             session.add(service)
             _apply_service(session, service, svc_entry, systems)
+        problems = column_limit_problems(session)
+        if problems:
+            raise RegistryFileError(problems)
         bump_version(session)
     return LoadSummary(
         organisations=len(registry.organisations),

@@ -406,3 +406,11 @@ def test_incident_times_are_kept_in_utc(admin: Admin, engine: Engine) -> None:
     [listed] = [i for i in admin.call("GET", "/incidents?limit=1000").json()["items"] if i["number"] == number]
     assert datetime.fromisoformat(listed["sentAt"]) == datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
     assert admin.call("PATCH", f"/incidents/{number}", {"sentAt": "2026-11-23T10:00:00"}).status == 422
+
+
+def test_values_too_large_for_the_database_are_refused_not_crashed(admin: Admin) -> None:
+    too_big_point = {"id": 2**40, "url": "http://127.0.0.1:9/x", "callMode": 1}
+    answer = admin.call("POST", "/registry/delivery-points", too_big_point)
+    assert answer.status == 422, answer.body
+    long_name = {"bin": unique_bin(), "name": "N" * 5000, "shortName": "S" * 5000}
+    assert admin.call("POST", "/registry/organisations", long_name).status == 422

@@ -180,3 +180,14 @@ def test_only_adapter_variables_can_be_named() -> None:
         resolve_options({"baseUrl": "http://x/${GATEWAY_DATABASE_URL}"}, environ)
     with pytest.raises(ValueError, match="not set"):
         resolve_options({"token": "${GATEWAY_ADAPTER_MISSING}"}, environ)
+
+
+def test_values_longer_than_their_columns_are_refused_on_every_database(tmp_path: Path) -> None:
+    from gateway.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    text = 'organisations:\n  - {bin: "990140000011", name: "%s", shortName: MJ}\n' % ("N" * 600)
+    with pytest.raises(RegistryFileError) as refused:
+        apply_registry(engine, parse_registry(text))
+    assert "registry_organisation.name: longer than 500 characters" in str(refused.value)

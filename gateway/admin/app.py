@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.admin.tokens import Principal, authenticate
 from gateway.config import Settings
@@ -327,6 +328,12 @@ def _registry_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from exc
     except EntryInvalid as exc:
         raise ApiError(422, "the entry is not valid", [{"path": p.path, "message": p.message} for p in exc.problems]) from exc
+    except DataError as exc:
+        # What the schema lets through but a column cannot hold (a text too long, a number too large).
+        raise ApiError(422, "a value does not fit the registry's columns (too long or too large)") from exc
+    except IntegrityError as exc:
+        # Two administrators creating the same key at once, or a delete racing a reference to it.
+        raise ApiError(409, "the change conflicts with another one made at the same time") from exc
 
 
 MAX_INCIDENTS_PAGE = 1000
