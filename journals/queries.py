@@ -2,7 +2,8 @@
 registration journal, and CSV/JSON export. Independent of HTTP, so the admin API and the CLI share it.
 
 Paging is by id (keyset): a page returns ``next_after``, the id to pass as ``after_id`` for the next page, so
-paging stays cheap and stable while new rows are appended.
+paging stays cheap while new rows are appended. On PostgreSQL, rows being committed by concurrent processes may
+take ids below one already returned; an audit of a closed time range (``to`` in the past) is not affected.
 """
 from __future__ import annotations
 

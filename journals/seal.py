@@ -197,6 +197,8 @@ def lock_head(connection: Connection, table_name: str) -> tuple[int, str]:
         update(head).where(head.c.table_name == table_name).values(locked_at=datetime.now(UTC))
     ).rowcount
     if not locked:
+        # The first seal of a journal: two sealers may both get here; the second one's insert fails and that
+        # run is retried at the next interval (no row is sealed twice: the whole batch rolls back).
         connection.execute(insert(head).values(table_name=table_name, last_seq=0, last_hash=GENESIS, locked_at=datetime.now(UTC)))
     last_seq, last_hash = connection.execute(
         select(head.c.last_seq, head.c.last_hash).where(head.c.table_name == table_name)
@@ -396,7 +398,10 @@ def verify(engine: Engine, trusted_certificates: Sequence[bytes] = ()) -> Verify
     sealed yet, are counted, not judged."""
     trusted = frozenset(certificate_fingerprint(pem) for pem in trusted_certificates) or None
     report = VerifyReport(signer_pinned=trusted is not None)
-    with engine.connect() as connection:
+    # One snapshot for the checkpoints and the rows (PostgreSQL): an archive running meanwhile must not look like
+    # deleted rows. SQLite's read transaction is a snapshot already.
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as connection, connection.begin():
         for chained in CHAINED_TABLES:
             report.chains.append(_verify_table(connection, chained, trusted))
     return report
