@@ -80,7 +80,9 @@ def test_every_registry_operation_through_the_cli(cli, engine: Engine, tmp_path:
     assert yaml.safe_load(cli(registry, "show", "services", key).stdout)["users"][0]["connectionBasis"] == "Act 5"
     cli(registry, "add-user", key, "pep", code=1)
     with Session(engine) as session:
-        events = session.scalars(select(RegistrationJournalEntry.event).where(RegistrationJournalEntry.service == key)).all()
+        events = session.scalars(
+            select(RegistrationJournalEntry.event).where(RegistrationJournalEntry.service == key).order_by(RegistrationJournalEntry.id)
+        ).all()
         assert events == ["SERVICE_PUBLISHED", "USER_CONNECTED"]
     cli(registry, "remove-user", key, "pep")
 
@@ -95,7 +97,9 @@ def test_every_registry_operation_through_the_cli(cli, engine: Engine, tmp_path:
         cli(registry, "delete", kind, entity)
         cli(registry, "show", kind, entity, code=1)
     with Session(engine) as session:
-        audited = session.execute(select(AuditLogEntry.operation, AuditLogEntry.actor).where(AuditLogEntry.entity_key == sender)).all()
+        audited = session.execute(
+            select(AuditLogEntry.operation, AuditLogEntry.actor).where(AuditLogEntry.entity_key == sender).order_by(AuditLogEntry.id)
+        ).all()
     assert [op for op, _ in audited] == ["CREATE", "RESET_CREDENTIALS", "RESET_CREDENTIALS", "DELETE"]
     assert all(actor.startswith("cli:") for _, actor in audited)
 
