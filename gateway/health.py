@@ -27,6 +27,7 @@ from gateway.maintenance import MAINTENANCE_ROW, MaintenanceState
 from gateway.security.certificates import TrustStore
 from gateway.store.messages import PENDING
 from gateway.store.models import DeliveryPointState, DeliveryTask, MaintenanceMode
+from journals.times import as_utc, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ def read_database_status(engine: Engine) -> DatabaseStatus:
         if kind == "queue":
             queue_depth = int(number)
         elif kind == "maintenance":
-            maintenance = MaintenanceState(bool(flag), text, _aware(at))
+            maintenance = MaintenanceState(bool(flag), text, as_utc(at) if at is not None else None)
         elif flag:
             # A point whose probe time has come is half open: the next delivery to it is a probe.
-            probe_after = _aware(at)
+            probe_after = as_utc(at) if at is not None else None
             breakers[int(number)] = HALF_OPEN if probe_after is not None and probe_after <= clock else OPEN
         else:
             breakers[int(number)] = CLOSED
@@ -149,7 +150,7 @@ class HealthCheck:
         clock = datetime.now(UTC)
         status = self._probe.current()
         problems: list[str] = []
-        key = {"configured": self._key_configured, "not_after": _iso(self._key_not_after)}
+        key = {"configured": self._key_configured, "not_after": iso_utc(self._key_not_after)}
         if self._key_not_after is not None and self._key_not_after <= clock:
             problems.append("the signing key's certificate has expired")
         crls = []
@@ -158,8 +159,8 @@ class HealthCheck:
             fresh = None if next_update is None else next_update > clock
             if fresh is False:
                 problems.append(f"CRL {source} is past its nextUpdate")
-            crls.append({"source": source, "next_update": _iso(next_update), "fresh": fresh})
-        report: dict[str, Any] = {"signing_key": key, "crls": crls, "checked_at": _iso(clock)}
+            crls.append({"source": source, "next_update": iso_utc(next_update), "fresh": fresh})
+        report: dict[str, Any] = {"signing_key": key, "crls": crls, "checked_at": iso_utc(clock)}
         if status is None:
             report.update(status="unavailable", database="unavailable", maintenance=None, queue_depth=None,
                           switched_off_delivery_points=None, problems=problems + ["the database is unavailable"])
@@ -169,7 +170,7 @@ class HealthCheck:
         report.update(
             database="ok",
             maintenance={"on": status.maintenance.enabled, "reason": status.maintenance.reason,
-                         "since": _iso(status.maintenance.changed_at) if status.maintenance.enabled else None},
+                         "since": iso_utc(status.maintenance.changed_at) if status.maintenance.enabled else None},
             queue_depth=status.queue_depth,
             switched_off_delivery_points=status.switched_off,
             problems=problems,
@@ -180,11 +181,3 @@ class HealthCheck:
         report["status"] = "degraded" if problems else "ok"
         return 200, report
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

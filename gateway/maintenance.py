@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models import MaintenanceMode
 from journals.audit import record_change
+from journals.times import as_utc, iso_utc
 
 MAINTENANCE_ROW = 1
 MAX_REASON = 1000
@@ -35,7 +36,7 @@ class MaintenanceState:
         return {
             "on": self.enabled,
             "reason": self.reason,
-            "changed_at": self.changed_at.isoformat().replace("+00:00", "Z") if self.changed_at else None,
+            "changed_at": iso_utc(self.changed_at),
             "changed_by": self.changed_by,
         }
 
@@ -48,7 +49,8 @@ def read_maintenance(connection: Connection) -> MaintenanceState:
     ).one_or_none()
     if row is None:
         return MaintenanceState(False)
-    return MaintenanceState(bool(row.enabled), row.reason, _aware(row.changed_at), row.changed_by)
+    changed_at = as_utc(row.changed_at) if row.changed_at is not None else None
+    return MaintenanceState(bool(row.enabled), row.reason, changed_at, row.changed_by)
 
 
 def maintenance_state(engine: Engine) -> MaintenanceState:
@@ -75,8 +77,3 @@ def set_maintenance(engine: Engine, enabled: bool, changed_by: str, reason: str 
         # The switch and its audit row are committed together or not at all.
         record_change(session, changed_by, "UPDATE", AUDIT_ENTITY, "maintenance", before.as_json(), after.as_json())
     return before, after
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import JSON, DateTime, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from journals.models import ChainedRow, JournalBase, unsealed_index
+from journals.models import BIG_ID, ChainedRow, JournalBase, unsealed_index
 
-BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
 # Keys that never reach the audit log, whatever entity a before/after snapshot comes from.
 SECRET_KEYS = frozenset({"password", "passwordHash", "password_hash", "token", "tokenHash", "token_hash"})

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, and_, or_, select
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from journals.audit import AuditLogEntry, RegistrationJournalEntry
 from journals.models import LoggingJournalEntry
+from journals.times import as_utc, iso_utc
 
 MAX_PAGE = 1000
 EXPORT_BATCH = 1000
@@ -50,17 +51,12 @@ class Page:
     next_after: int | None
 
 
-def _utc(moment: datetime) -> datetime:
-    # Rows hold UTC; SQLite compares stored text, so a bound must be UTC too (a naive one is taken as UTC).
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _in_range(column: Any, since: datetime | None, until: datetime | None) -> Any:
     conditions = []
     if since is not None:
-        conditions.append(column >= _utc(since))
+        conditions.append(column >= as_utc(since))
     if until is not None:
-        conditions.append(column < _utc(until))
+        conditions.append(column < as_utc(until))
     return and_(*conditions)
 
 
@@ -80,11 +76,7 @@ def _logging_select(query: LoggingQuery) -> Select[Any]:
 
 
 def _value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        # SQLite hands back naive datetimes; everything the gateway writes is UTC.
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value
+    return iso_utc(value) if isinstance(value, datetime) else value
 
 
 def _row(entity: Any) -> dict[str, Any]:

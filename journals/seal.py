@@ -27,6 +27,7 @@ from sqlalchemy import Connection, ColumnElement, Engine, Table, bindparam, func
 
 from journals.audit import AuditLogEntry, RegistrationJournalEntry
 from journals.models import IncidentJournalEntry, JournalChainHead, JournalCheckpoint, LoggingJournalEntry
+from journals.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ def _plain(value: Any) -> Any:
     """A column value as JSON the same on every database: datetimes in UTC to the microsecond (SQLite returns
     them naive, holding UTC), decimals and bytes as text."""
     if isinstance(value, datetime):
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):

@@ -45,6 +45,7 @@ from registry.models import (
     ServiceUser,
 )
 from registry.schema import (
+    MIN_PASSWORD_LENGTH,
     DeliveryPointEntry,
     InformationSystemEntry,
     OrganisationEntry,
@@ -235,8 +236,8 @@ class RegistryAdmin:
         """Give an information system a new password (random unless given) and return it: the only time it is
         ever shown. The next message with the old password is refused (the sender cache is bound to the hash)."""
         new_password = password if password is not None else secrets.token_urlsafe(24)
-        if not isinstance(new_password, str) or len(new_password) < 8:
-            raise EntryInvalid([RegistryProblem("password", "must be at least 8 characters")])
+        if not isinstance(new_password, str) or len(new_password) < MIN_PASSWORD_LENGTH:
+            raise EntryInvalid([RegistryProblem("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")])
         with Session(self._engine) as session, session.begin():
             system = session.scalar(select(InformationSystem).where(InformationSystem.sender_id == sender_id))
             if system is None:

@@ -48,6 +48,7 @@ CertificatePem = Annotated[str, AfterValidator(_certificate)]
 LatinKey = Annotated[str, AfterValidator(_latin_key)]
 Bin = Annotated[str, AfterValidator(_bin)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+MIN_PASSWORD_LENGTH = 8
 
 
 class _Entry(BaseModel):
@@ -129,7 +130,7 @@ class InformationSystemEntry(_Entry):
     organisation: Bin
     short_name: NonEmpty
     name: NonEmpty
-    password: str | None = Field(default=None, min_length=8, repr=False)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, repr=False)
     password_hash: str | None = Field(default=None, repr=False)
     availability_mode: str | None = Field(default=None, pattern=_AVAILABILITY.pattern)
     response_delivery_point: int | None = None

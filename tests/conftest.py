@@ -3,6 +3,7 @@ emulator and the gateway as real HTTP servers on loopback."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import os
 import socket
@@ -129,6 +130,16 @@ def backend_servers() -> Iterator[dict[str, tuple[Any, str]]]:
         yield {name: (emulator, stack.enter_context(BackgroundServer(emulator)).url) for name, emulator in emulators.items()}
 
 
+@pytest.fixture()
+def backends(backend_servers: dict[str, tuple[Any, str]]) -> Any:
+    """The backend emulators, their switches put back as they were after the test."""
+    emulators = {name: emulator for name, (emulator, _) in backend_servers.items()}
+    saved = {name: copy.deepcopy(emulator.switches) for name, emulator in emulators.items()}
+    yield emulators
+    for name, emulator in emulators.items():
+        emulator.switches = saved[name]
+
+
 def registry_text_for(provider_url: str, push_url: str = "http://127.0.0.1:9", backends: dict[str, str] | None = None) -> str:
     text = (TESTS / "test_registry.yaml").read_text(encoding="utf-8")
     for name in BACKENDS:
@@ -191,6 +202,17 @@ class NationalCa:
 @pytest.fixture(scope="session")
 def test_pki(tmp_path_factory: pytest.TempPathFactory) -> NationalCa:
     return NationalCa(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture()
+def sync_url(gateway_url: str) -> str:
+    return f"{gateway_url}/bip-sync/"
+
+
+@pytest.fixture()
+def async_url(gateway_url: str, delivery_worker: object) -> str:
+    """The asynchronous channel, with the in-process delivery worker running."""
+    return f"{gateway_url}/bip-async/"
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,11 @@ the asynchronous channel, a backend result that is not final polled until it is 
 as the chain's RESPONSE, once."""
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from lxml import etree
 
 from gateway.adapters.payload import PayloadSchema
@@ -20,26 +18,6 @@ from tests.wire import assert_wire_valid, async_send, post, sync_request, wait_f
 ECS = "urn:gateway:adapters:ecs"
 ECERT = "urn:gateway:adapters:ecert"
 PAYMENTS = "urn:gateway:adapters:payments"
-
-
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
-@pytest.fixture()
-def async_url(gateway_url: str, delivery_worker: object) -> str:
-    return f"{gateway_url}/bip-async/"
-
-
-@pytest.fixture()
-def backends(backend_servers: dict[str, tuple[Any, str]]) -> Any:
-    """The backend emulators, their switches put back as they were after the test."""
-    emulators = {name: emulator for name, (emulator, _) in backend_servers.items()}
-    saved = {name: copy.deepcopy(emulator.switches) for name, emulator in emulators.items()}
-    yield emulators
-    for name, emulator in emulators.items():
-        emulator.switches = saved[name]
 
 
 def adapter_answer(answer: Any, adapter: str) -> etree._Element:

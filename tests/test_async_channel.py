@@ -25,11 +25,6 @@ from tests.wire import (
 ASYNC = "{http://bip.bee.kz/AsyncChannel/v10/Types}"
 
 
-@pytest.fixture()
-def async_url(gateway_url: str, delivery_worker: object) -> str:
-    return f"{gateway_url}/bip-async/"
-
-
 def accepted(answer: Answer) -> tuple[str, str]:
     assert answer.status == 200, answer.body[:800]
     assert answer.payload.tag == f"{ASYNC}sendMessageResponse"

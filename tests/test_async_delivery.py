@@ -16,11 +16,6 @@ from tests.test_async_channel import accepted, status_of
 from tests.wire import async_send, post, wait_for
 
 
-@pytest.fixture()
-def async_url(gateway_url: str, delivery_worker: object) -> str:
-    return f"{gateway_url}/bip-async/"
-
-
 def test_throttle_never_exceeds_n_calls_per_window(async_url: str, push: dict[str, PushRecipientEmulator]) -> None:
     # Delivery point 12: at most 4 calls in any 1-second window.
     ids = {accepted(post(async_url, async_send("AsyncThrottled")))[0] for _ in range(12)}

@@ -20,7 +20,7 @@ from lxml import etree
 
 from gateway.adapters.payload import PayloadSchema
 from gateway.emulators.ecert import ERROR_TEXT, EcertEmulator
-from tests.test_adapters_e2e import adapter_answer, async_url, backends, sync_url  # noqa: F401  (fixtures)
+from tests.test_adapters_e2e import adapter_answer
 from tests.test_async_channel import accepted, fetched, status_of
 from tests.test_sync_faults import assert_fault
 from tests.wire import REPO_ROOT, Answer, async_send, post, sync_request, wait_for

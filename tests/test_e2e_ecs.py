@@ -19,7 +19,7 @@ import pytest
 import urllib3
 from lxml import etree
 
-from tests.test_adapters_e2e import adapter_answer, backends, sync_url  # noqa: F401 (fixtures)
+from tests.test_adapters_e2e import adapter_answer
 from tests.test_sync_faults import assert_fault
 from tests.wire import Answer, post, sync_request
 

@@ -45,16 +45,6 @@ DATE = "2026-11-22T12:00:00"
 
 
 @pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
-@pytest.fixture()
-def async_url(gateway_url: str, delivery_worker: object) -> str:
-    return f"{gateway_url}/bip-async/"
-
-
-@pytest.fixture()
 def payments(backend_servers: dict[str, tuple[Any, str]]) -> Iterator[Any]:
     """The session's processing-centre emulator; its switches, balance, tokens, address filter and catalogue are
     put back as they were after the test."""

@@ -101,11 +101,6 @@ def test_rsa_1_5_key_transport_is_refused(gateway_key: tuple[Path, Path], test_p
 
 
 @pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
-@pytest.fixture()
 def crypto_provider(engine: Engine, provider: SyncProviderEmulator, test_pki: NationalCa) -> object:
     """The provider of EncryptedService with its RSA certificate registered and its key in the emulator."""
     holder = issue_participant(test_pki.ca, PROVIDER_BIN, common_name="crypto provider")

@@ -5,16 +5,9 @@ import os
 import threading
 from pathlib import Path
 
-import pytest
-
 from gateway.emulators.http import BackgroundServer
 from gateway.emulators.sync_provider import SyncProviderEmulator
 from tests.wire import post, sync_request
-
-
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
 
 
 def with_dtd(dtd: str, data: str) -> str:

@@ -23,11 +23,6 @@ from tests.wire import (
 GUID = re.compile(r"^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$")
 
 
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
 def forwarded(provider: SyncProviderEmulator) -> etree._Element:
     """The SendMessage the provider received from the gateway (exactly one)."""
     assert len(provider.received) == 1

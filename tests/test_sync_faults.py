@@ -16,11 +16,6 @@ from tests.wire import SOAP_ENV, SYNC_TYPES, Answer, assert_wire_valid, journal_
 FAULT_ELEMENT = f"{{{SYNC_TYPES}}}SendMessageFault1_SendMessageFault"
 
 
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
 def assert_fault(answer: Answer, code: str, faultcode: str) -> None:
     assert answer.status == 500, answer.body[:500]
     fault = answer.payload

@@ -21,11 +21,6 @@ from tests.wire import SOAP_ENV, assert_wire_valid, post, sync_request
 PEP_BIN = "990140000022"  # the BIN of pep's organisation in the test registry
 
 
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
 def signed_request(
     ca: NationalCa, bin_: str | None = PEP_BIN, ecdsa: bool = False, days: int = 365, not_before_days: int = -1
 ) -> bytes:
@@ -118,7 +113,6 @@ def test_a_gateway_without_a_signing_key_refuses_signed_modes(
     assert_fault(answer, "SCE909", "Server")
     assert "signing key" in answer.fault_info().findtext("errorData")
     assert provider.received == []
-
 
 
 def test_a_certificate_from_an_untrusted_issuer_is_refused(sync_url: str, provider: SyncProviderEmulator) -> None:

@@ -9,11 +9,6 @@ from tests.wire import SOAP_ENV, SYNC_TYPES, assert_wire_valid, body_child, post
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
-@pytest.fixture()
-def sync_url(gateway_url: str) -> str:
-    return f"{gateway_url}/bip-sync/"
-
-
 def accepted(sync_url: str, provider: SyncProviderEmulator, envelope: str, **post_options: object):
     answer = post(sync_url, envelope, **post_options)
     assert answer.status == 200, answer.body[:800]

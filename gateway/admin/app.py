@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,6 +25,7 @@ from journals import incidents
 from journals.queries import LoggingQuery, csv_chunks, iter_logging, json_chunks, query_audit, query_logging, query_registration
 from registry.admin import KINDS, EntityConflict, EntityNotFound, EntryInvalid, RegistryAdmin
 from registry.export import export_registry
+from journals.times import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -351,8 +352,7 @@ INCIDENT_FIELDS = {
 
 def _incident_json(incident: incidents.Incident) -> dict[str, Any]:
     return {
-        # SQLite hands back UTC times without their zone; every time is UTC here.
-        key: (value.replace(tzinfo=value.tzinfo or UTC).isoformat() if isinstance(value, datetime) else value)
+        key: (iso_utc(value) if isinstance(value, datetime) else value)
         for key, value in {
             "number": incident.id, "openedAt": incident.opened_at, "kind": incident.kind,
             "deliveryPointId": incident.delivery_point_id, "messageId": incident.message_id,

@@ -51,6 +51,7 @@ from gateway.store.messages import (
 )
 from gateway.store.models import DeliveryTask
 from registry.snapshot import DeliveryPointView, RegistryCache, RegistrySnapshot
+from journals.times import as_utc
 
 log = logging.getLogger(__name__)
 # An adapter's backend that cannot be reached or answer in time is tried again; any other error is its answer.
@@ -193,7 +194,7 @@ class DeliveryWorker:
         snapshot = self._registry.current()
         for point_id, probe_after in self._guard.switched_off().items():
             point = snapshot.delivery_points.get(point_id)
-            if point is None or probe_after is None or _aware(probe_after) > clock:
+            if point is None or probe_after is None or as_utc(probe_after) > clock:
                 continue
             for task in self._claim(snapshot, 1, probe_point=point_id):
                 self._probe_with(task, point, snapshot)
@@ -427,8 +428,3 @@ class DeliveryWorker:
                 .values(lease_owner=None, lease_until=None, **values)
             ).rowcount
         )
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,15 @@
+"""Times as the database keeps them: UTC. SQLite hands datetimes back without their zone, PostgreSQL in the
+session's zone; everything that reads a stored time goes through :func:`as_utc`."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value is a stored UTC time."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, for JSON answers and reports."""
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value is not None else None
