@@ -3,14 +3,17 @@ service is validated against its adapter's schema before anything is sent to the
 answer the adapter builds."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from lxml import etree
 
+from gateway.adapters.base import AdapterAnswer
 from gateway.config import REPO_ROOT
 from gateway.errors import ErrorCode, GatewayError
 
 ADAPTER_SCHEMAS = REPO_ROOT / "xsd" / "adapters"
+Operation = Callable[[etree._Element, float], AdapterAnswer]  # one backend operation: request element, deadline
 
 
 class PayloadSchema:
@@ -34,6 +37,18 @@ class PayloadSchema:
             self._schema.assertValid(data)
         except etree.DocumentInvalid as exc:
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {str(exc)[:500]}") from exc
+
+    def serve(self, operations: Mapping[str, Operation], data: etree._Element, deadline: float) -> AdapterAnswer:
+        """Check ``data``, run the operation its element names, check the answer: what every adapter's
+        ``handle`` does around its backend calls."""
+        self.check_request(data)
+        qname = etree.QName(data)
+        operation = operations.get(qname.localname) if qname.namespace == self.namespace else None
+        if operation is None:
+            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {qname.text} is not a request of {self.namespace}")
+        answer = operation(data, deadline)
+        self.check_answer(answer.data)
+        return answer
 
     def check_answer(self, data: etree._Element) -> None:
         """Raise PROVIDER_RESPONSE_INVALID unless the answer built from the backend's reply is valid (a

@@ -7,6 +7,7 @@ Create, edit and block are tasks at the backend: :meth:`EcertAdapter.handle` ret
 result from ``/ec-tasks-results`` once it is executed."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -24,7 +25,7 @@ from gateway.adapters.ecert import codes, mapping
 from gateway.adapters.ecert.jws import DetachedSigner, SignatureError, canonical_body, canonical_json
 from gateway.adapters.ecert.mapping import element, leaf, read_failure
 from gateway.adapters.ecert.options import EcertOptions
-from gateway.adapters.payload import PayloadSchema
+from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.delivery.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.soap.values import parse_datetime
@@ -71,27 +72,19 @@ class EcertAdapter:
         self._http = http
         self._schema = PayloadSchema.of(NAME)
         self.namespace: str = self._schema.namespace
+        self._operations: dict[str, Operation] = {
+            name: functools.partial(self._submit, operation) for name, operation in _TASK_OPERATIONS.items()
+        }
+        self._operations.update(
+            GetDetailedStatementRequest=self._detailed_statement,
+            GetTasksStatusRequest=self._tasks_status,
+            GetTasksResultsRequest=self._tasks_results,
+        )
 
     # ------------------------------------------------------------------------------------------ operations
     def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         """Validate ``data``, call the operation it names and return its (possibly pending) answer."""
-        self._schema.check_request(data)
-        qname = etree.QName(data)
-        if qname.namespace != self.namespace:
-            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {qname.text} is not in {self.namespace}")
-        operation = _TASK_OPERATIONS.get(qname.localname)
-        if operation is not None:
-            answer = self._submit(operation, data, deadline)
-        elif qname.localname == "GetDetailedStatementRequest":
-            answer = self._detailed_statement(data, deadline)
-        elif qname.localname == "GetTasksStatusRequest":
-            answer = self._tasks_status(data, deadline)
-        elif qname.localname == "GetTasksResultsRequest":
-            answer = self._tasks_results(data, deadline)
-        else:
-            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {qname.localname} is not a request of {NAME}")
-        self._schema.check_answer(answer.data)
-        return answer
+        return self._schema.serve(self._operations, data, deadline)
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Follow the task ``reference`` names: pending again while it runs, final once it is executed (with its

@@ -19,7 +19,7 @@ from gateway.adapters.ecs.codes import APPENDIX_7, CARD_INACTIVE, CHECK_DENIALS,
 from gateway.adapters.ecs.options import ConnectionType, EcsOptions
 from gateway.adapters.ecs.token import TokenEndpoint, TokenSource
 from gateway.adapters.ecs.wire import CheckAnswer, ServicesPage, TransactionsPage, dumps, read_answer, read_error
-from gateway.adapters.payload import PayloadSchema
+from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.delivery.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
@@ -79,7 +79,7 @@ class EcsAdapter:
                 http,
             ),
         )
-        self._operations: dict[str, Callable[[etree._Element, float], AdapterAnswer]] = {
+        self._operations: dict[str, Operation] = {
             "CheckClientBenefitsRequest": self._check_client_benefits,
             "ConfirmTransactionRequest": self._confirm_transaction,
             "GetOrganizationServicesRequest": self._get_organization_services,
@@ -89,13 +89,7 @@ class EcsAdapter:
     def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         """Carry out the operation ``data`` names within min(deadline, now + timeoutSeconds)."""
         budget = min(deadline, time.monotonic() + self._options.timeout_seconds)
-        self._schema.check_request(data)
-        operation = self._operations.get(etree.QName(data).localname)
-        if operation is None:
-            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {etree.QName(data).localname} is not a request")
-        answer = operation(data, budget)
-        self._schema.check_answer(answer.data)
-        return answer
+        return self._schema.serve(self._operations, data, budget)
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """ЕЦС answers are all final; the gateway never has anything to poll for."""

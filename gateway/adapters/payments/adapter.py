@@ -11,7 +11,7 @@ The processing centre answers a resend with the state of the one payment it hold
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.adapters.base import AdapterAnswer, PendingWork
-from gateway.adapters.payload import PayloadSchema
+from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.adapters.payments import codes, jsonwire, messages
 from gateway.adapters.payments.options import PaymentsOptions
 from gateway.delivery.http_client import HttpClient
@@ -59,7 +59,7 @@ class PaymentsAdapter:
         self._http = http
         self._schema = schema
         self.namespace = schema.namespace
-        self._operations: dict[str, Callable[[etree._Element, float], AdapterAnswer]] = {
+        self._operations: dict[str, Operation] = {
             "ServicesRequest": self._services,
             "ServiceRequest": self._service,
             "BalanceRequest": self._balance,
@@ -72,13 +72,7 @@ class PaymentsAdapter:
 
     def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         """Carry out the operation ``data`` names; see docs/adapters/payments.md for each."""
-        self._schema.check_request(data)
-        operation = self._operations.get(etree.QName(data).localname)
-        if operation is None:
-            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {etree.QName(data).localname} is not a request")
-        answer = operation(data, deadline)
-        self._schema.check_answer(answer.data)
-        return answer
+        return self._schema.serve(self._operations, data, deadline)
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Resend the pending request kept in ``reference`` unchanged; final answer, or pending again with a
