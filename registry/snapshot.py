@@ -46,13 +46,14 @@ class SenderView:
     certificates: tuple[x509.Certificate, ...] = ()
 
     def encryption_certificate(self) -> x509.Certificate | None:
-        """The registered RSA certificate to encrypt to (security mode 3): the current one valid longest."""
+        """The registered RSA certificate to encrypt to (security mode 3): the current one valid longest, and of
+        those valid equally long (issued in the same second) the one registered last."""
         now = datetime.now(UTC)
         usable = [
-            c for c in self.certificates
+            (c.not_valid_after_utc, position, c) for position, c in enumerate(self.certificates)
             if isinstance(c.public_key(), rsa.RSAPublicKey) and c.not_valid_before_utc <= now <= c.not_valid_after_utc
         ]
-        return max(usable, key=lambda c: c.not_valid_after_utc, default=None)
+        return max(usable, key=lambda entry: entry[:2], default=(None, None, None))[2]
 
 
 @dataclass(frozen=True)

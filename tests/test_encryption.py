@@ -190,3 +190,28 @@ def test_mode_3_on_the_async_channel(gateway_url: str, gateway_key: tuple[Path, 
     opened = open_envelope(parse_envelope(answer.body), [serialization.load_pem_private_key(caller.key_pem, None)])
     assert opened.encrypted and verify_envelope(opened.signed_root).certificate == gateway_certificate(gateway_key)
     assert_wire_valid(opened.envelope.payload)
+
+
+def test_of_two_certificates_valid_equally_long_the_one_registered_last_is_encrypted_to(
+    monkeypatch: pytest.MonkeyPatch, test_pki: NationalCa
+) -> None:
+    """A provider that replaces its certificate the same second it got the first one (validity is kept to the
+    second) is encrypted to with the replacement, not with the key it gave up."""
+    from datetime import UTC, datetime
+
+    from gateway.security import pki
+    from registry.snapshot import SenderView
+
+    issued_at = datetime.now(UTC).replace(microsecond=0)
+
+    class SameSecond(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # noqa: ARG003
+            return issued_at
+
+    monkeypatch.setattr(pki, "datetime", SameSecond)
+    first, second = issue_participant(test_pki.ca, PROVIDER_BIN), issue_participant(test_pki.ca, PROVIDER_BIN)
+    assert first.certificate.not_valid_after_utc == second.certificate.not_valid_after_utc
+    for registered in ((first, second), (second, first)):
+        sender = SenderView("cryptoprov", None, PROVIDER_BIN, None, tuple(holder.certificate for holder in registered))
+        assert sender.encryption_certificate() == registered[1].certificate
