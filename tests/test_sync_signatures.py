@@ -29,7 +29,7 @@ def signed_request(
 
 
 def sign_with(key_pem: bytes, cert_pem: bytes, ecdsa: bool = False) -> bytes:
-    root = sign_envelope(etree.fromstring(sync_request(service_id="SignedService").encode()), key_pem, cert_pem, ecdsa=ecdsa)
+    root = sign_envelope(etree.fromstring(sync_request(service_id="SignedService").encode()), key_pem, cert_pem)
     return etree.tostring(root)
 
 

@@ -17,7 +17,7 @@ SAMPLE = SAMPLES / "ncanode-WsseServiceTest-signed-rsa-sha256.xml"
 
 def signed(envelope: str, ecdsa: bool = False, bin_: str = "990140000022") -> etree._Element:
     key, cert = participant(bin_, ecdsa=ecdsa)
-    return etree.fromstring(etree.tostring(sign_envelope(etree.fromstring(envelope.encode()), key, cert, ecdsa=ecdsa)))
+    return etree.fromstring(etree.tostring(sign_envelope(etree.fromstring(envelope.encode()), key, cert)))
 
 
 def test_the_real_sample_verifies_and_names_its_signer() -> None:
@@ -133,3 +133,33 @@ def test_zeep_binary_signature_verifies(tmp_path) -> None:  # noqa: ANN001
     assert organisation_bin(verify_envelope(etree.fromstring(serialized)).certificate) == "990140000022"
     with pytest.raises(GatewayError):
         verify_envelope(etree.fromstring(serialized.replace(b"<serviceId>GbdflPersonInfo", b"<serviceId>Other")))
+
+
+def test_a_reference_without_the_exclusive_c14n_transform_is_refused() -> None:
+    """WS-I BSP 1.1 (R5416, R5423): the Body reference carries exactly one transform, exclusive c14n; without it
+    XML-DSig would fall back to inclusive c14n, which the gateway does not do."""
+    root = signed(sync_request())
+    transforms = root.find(f".//{{{DS}}}Transforms")
+    transforms.getparent().remove(transforms)
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(etree.tostring(root)))
+    assert "exactly one transform" in refused.value.data
+
+
+def test_a_signature_method_that_does_not_fit_the_key_is_refused() -> None:
+    """An RSA signature relabelled ECDSA (or the reverse) never verifies, whatever its bytes."""
+    for ecdsa, relabel in ((False, "ecdsa-sha256"), (True, "rsa-sha256")):
+        root = signed(sync_request(), ecdsa=ecdsa)
+        root.find(f".//{{{DS}}}SignatureMethod").set("Algorithm", f"http://www.w3.org/2001/04/xmldsig-more#{relabel}")
+        with pytest.raises(GatewayError) as refused:
+            verify_envelope(etree.fromstring(etree.tostring(root)))
+        assert refused.value.error.code == "SCE006"
+
+
+@pytest.mark.parametrize("value", ["", "not base64!", "AAAA" * 21], ids=["empty", "not-base64", "odd-ecdsa-halves"])
+def test_a_malformed_signature_value_is_refused(value: str) -> None:
+    root = signed(sync_request(), ecdsa=True)
+    root.find(f".//{{{DS}}}SignatureValue").text = value
+    with pytest.raises(GatewayError) as refused:
+        verify_envelope(etree.fromstring(etree.tostring(root)))
+    assert refused.value.error.code == "SCE006"

@@ -3,7 +3,10 @@ c14n, RSA-SHA256 and ECDSA-SHA256) verifies with :func:`gateway.security.wssec.v
 any change to the Body. signxml writes ``KeyInfo/X509Data/X509Certificate``; real ShEP clients send Layout A (the
 whole certificate in an X509v3 KeyIdentifier) or Layout B (X509IssuerSerial, the certificate looked up among the
 registered ones) (shep-wire.md §3.1-3.2), so KeyInfo — which is not signed — is rewritten into those forms, as a
-WS-Security layer over signxml would do. zeep's and xmlsec's signatures are covered in test_wssec.py."""
+WS-Security layer over signxml would do. zeep's and xmlsec's signatures are covered in test_wssec.py.
+
+The other way round, the gateway's own signatures (made without xmlsec, gateway.security.xmldsig) must verify with
+xmlsec and with signxml, and must stop verifying with xmlsec once the Body changes."""
 from __future__ import annotations
 
 import base64
@@ -14,11 +17,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-from signxml import SignatureConstructionMethod, XMLSigner
+import xmlsec
+from signxml import SignatureConstructionMethod, XMLSigner, XMLVerifier
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.certificates import organisation_bin
-from gateway.security.wssec import BASE64, DS, EXC_C14N, X509V3, CertificateLookup, verify_envelope
+from gateway.security.wssec import BASE64, DS, EXC_C14N, X509V3, CertificateLookup, sign_envelope, verify_envelope
 from gateway.soap.namespaces import SOAP_ENV, WSSE, WSU
 from tests.pki import participant
 from tests.wire import sync_request
@@ -215,3 +219,28 @@ def test_a_changed_serialised_body_fails(holders: dict[bool, tuple[bytes, bytes]
     with pytest.raises(GatewayError) as refused:
         verify_envelope(etree.fromstring(serialized.replace(b"<senderId>pep<", b"<senderId>pap<")))
     assert refused.value.error == ErrorCode.TRANSPORT_SIGNATURE_INVALID
+
+
+def xmlsec_verifies(root: etree._Element, cert_pem: bytes) -> bool:
+    """Whether xmlsec, told only the signer's certificate, verifies the envelope's transport signature."""
+    context = xmlsec.SignatureContext()
+    context.register_id(root.find(f"{{{SOAP_ENV}}}Body"), "Id", WSU)
+    context.key = xmlsec.Key.from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem, None)
+    try:
+        context.verify(root.find(f"{{{SOAP_ENV}}}Header/{{{WSSE}}}Security/{{{DS}}}Signature"))
+    except xmlsec.Error:
+        return False
+    return True
+
+
+@KEYS
+def test_the_gateways_signatures_verify_with_xmlsec_and_signxml(holders: dict[bool, tuple[bytes, bytes]], ecdsa: bool) -> None:
+    key_pem, cert_pem = holders[ecdsa]
+    root = reparsed(sign_envelope(etree.fromstring(sync_request().encode()), key_pem, cert_pem))
+    assert xmlsec_verifies(root, cert_pem)
+    verified = XMLVerifier().verify(root, x509_cert=cert_pem.decode(), id_attribute="Id", expect_references=1)
+    assert verified.signed_xml.tag == f"{{{SOAP_ENV}}}Body"
+    for change in CHANGES:
+        changed = reparsed(root)
+        change(changed.find(f"{{{SOAP_ENV}}}Body"))
+        assert not xmlsec_verifies(reparsed(changed), cert_pem), change.__name__
