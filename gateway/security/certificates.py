@@ -16,7 +16,6 @@ from pathlib import Path
 import urllib3
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import ErrorCode, GatewayError
@@ -69,9 +68,12 @@ class TrustStore:
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
         self._crls: dict[str, x509.CertificateRevocationList] = {}  # by source, signature checked at load
+        self._crl_of_authority: dict[x509.Certificate, x509.CertificateRevocationList] = {}
         # None until the first load: a monotonic clock may start near zero on a freshly booted machine.
         self._loaded_at: float | None = None
-        self._issuers: dict[bytes, x509.Certificate] = {}  # certificate fingerprint -> its trusted issuer
+        # A signer's certificate, once its key usage and chain checked out -> its trusted issuer. Keyed by the
+        # certificate itself: its hash and equality are those of its DER, cheaper than a SHA-256 fingerprint.
+        self._issuers: dict[x509.Certificate, x509.Certificate] = {}
         self._http = urllib3.PoolManager(retries=False, timeout=10.0)
 
     @classmethod
@@ -80,27 +82,26 @@ class TrustStore:
 
     def check(self, certificate: x509.Certificate) -> None:
         """Raise CERTIFICATE_NOT_TRUSTED or CERTIFICATE_NOT_CURRENT (revoked) unless ``certificate`` is good."""
-        usage = _key_usage(certificate)
-        if usage is not None and not usage.digital_signature:
-            raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, "the certificate is not for digital signatures")
-        issuer = self._chain_to_root(certificate)
+        issuer = self._trusted_issuer(certificate)
         crl = self._crl_of(issuer)
         if crl is None:
             raise GatewayError(ErrorCode.CERTIFICATE_NOT_CURRENT, "revocation status unknown: no CRL of the issuer")
         if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
             raise GatewayError(ErrorCode.CERTIFICATE_NOT_CURRENT, f"certificate {certificate.serial_number:x} is revoked")
 
-    def _chain_to_root(self, certificate: x509.Certificate) -> x509.Certificate:
-        """The trusted certificate that issued ``certificate`` (directly or through trusted intermediates); a
-        chain, once checked, is remembered (it cannot change; revocation is checked every time)."""
-        fingerprint = certificate.fingerprint(hashes.SHA256())
-        known = self._issuers.get(fingerprint)
+    def _trusted_issuer(self, certificate: x509.Certificate) -> x509.Certificate:
+        """The trusted certificate that issued ``certificate`` (directly or through trusted intermediates), once its
+        key usage allows signing; remembered once checked (neither can change; revocation is checked every time)."""
+        known = self._issuers.get(certificate)
         if known is not None:
             return known
+        usage = _key_usage(certificate)
+        if usage is not None and not usage.digital_signature:
+            raise GatewayError(ErrorCode.CERTIFICATE_NOT_TRUSTED, "the certificate is not for digital signatures")
         issuer = self._walk_chain(certificate)
         if len(self._issuers) >= CHAIN_CACHE_SIZE:
             self._issuers.clear()
-        self._issuers[fingerprint] = issuer
+        self._issuers[certificate] = issuer
         return issuer
 
     def _walk_chain(self, certificate: x509.Certificate) -> x509.Certificate:
@@ -120,7 +121,7 @@ class TrustStore:
             with self._lock:
                 if self._stale():
                     self._reload()
-        return next((crl for crl in self._crls.values() if crl.issuer == issuer.subject), None)
+        return self._crl_of_authority.get(issuer)
 
     def _stale(self) -> bool:
         return self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh
@@ -136,6 +137,12 @@ class TrustStore:
                 self._crls[source] = crl
             except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
                 log.warning("CRL %s could not be refreshed (%s); keeping the last good copy", source, exc.__class__.__name__)
+        crl_of_authority: dict[x509.Certificate, x509.CertificateRevocationList] = {}
+        for crl in self._crls.values():  # in the order the sources are configured: the first one of an issuer counts
+            for authority in self._authorities:
+                if crl.issuer == authority.subject:
+                    crl_of_authority.setdefault(authority, crl)
+        self._crl_of_authority = crl_of_authority
         self._loaded_at = time.monotonic()
 
     def _fetch(self, source: str) -> bytes:
