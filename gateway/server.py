@@ -1,6 +1,7 @@
 """The production server: gunicorn with threaded workers, so a slow provider holds a thread, not the gateway."""
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -42,4 +43,8 @@ class GatewayServer(BaseApplication):
         logging.basicConfig(
             level=self._settings.log_level.upper(), format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
         )
-        return create_app(self._settings)
+        application = create_app(self._settings)
+        # Everything built so far (modules, the registry snapshot, schemas) lives as long as the worker: moved out of
+        # the collector's reach, the periodic full collections stop walking it on every request's garbage.
+        gc.freeze()
+        return application
