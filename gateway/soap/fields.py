@@ -30,7 +30,8 @@ def children(element: etree._Element) -> dict[str, list[etree._Element]]:
     """The element's child elements grouped by local name, in document order."""
     found: dict[str, list[etree._Element]] = {}
     for child in element.iterchildren(tag=etree.Element):
-        found.setdefault(etree.QName(child).localname, []).append(child)
+        # "{namespace}local" or "local": cutting the string is a third of the cost of building an etree.QName.
+        found.setdefault(child.tag.rpartition("}")[2], []).append(child)
     return found
 
 
