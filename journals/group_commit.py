@@ -5,6 +5,11 @@ handed in meanwhile; callers arriving during that commit wait and are committed 
 first of them. Alone, a caller just commits its own item; under load many items share one commit (one round
 trip, one fsync, no lock contention on SQLite). :meth:`GroupCommit.submit` returns only once its item is
 committed, and raises if the transaction holding it failed.
+
+A leader hands its database connection on to the next leader with the lead, and returns it to the pool only
+when nobody is waiting: under load, batch after batch runs on one connection instead of checking one out and
+resetting it for each (a third of an empty transaction's cost on SQLite). A batch that fails closes its
+connection, whatever state the failure left it in; the next batch takes a fresh one.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class _Pending(Generic[Item]):
     committed: bool = False
     lead: bool = False
     error: BaseException | None = None
+    connection: Connection | None = None  # handed over with the lead
 
 
 class GroupCommit(Generic[Item]):
@@ -53,25 +59,35 @@ class GroupCommit(Generic[Item]):
             raise mine.error
 
     def _lead(self, mine: _Pending[Item]) -> None:
-        """Commit batches until ``mine`` is committed, then hand leadership to the next waiter, if any."""
+        """Commit batches until ``mine`` is committed, then hand leadership (and the connection) to the next
+        waiter, if any."""
+        connection, mine.connection = mine.connection, None
         while not mine.committed:
             with self._lock:
                 batch, self._waiting = self._waiting[:MAX_ITEMS_PER_COMMIT], self._waiting[MAX_ITEMS_PER_COMMIT:]
             error: BaseException | None = None
             try:
-                with self._engine.begin() as connection:
+                if connection is None:
+                    connection = self._engine.connect()
+                with connection.begin():
                     self._write_batch(connection, [pending.item for pending in batch])
             except Exception as exc:
                 error = exc
+                if connection is not None:
+                    connection.close()
+                    connection = None
             for pending in batch:
                 pending.error = error
                 pending.committed = True
                 pending.wake.set()
         with self._lock:
-            if not self._waiting:
-                self._committing = False
-                return
-            successor = self._waiting[0]
+            successor = self._waiting[0] if self._waiting else None
+            self._committing = successor is not None
+        if successor is None:
+            if connection is not None:
+                connection.close()
+            return
+        successor.connection = connection
         successor.lead = True
         successor.wake.set()
 
