@@ -8,8 +8,8 @@ committed, and raises if the transaction holding it failed.
 
 A leader hands its database connection on to the next leader with the lead, and returns it to the pool only
 when nobody is waiting: under load, batch after batch runs on one connection instead of checking one out and
-resetting it for each (a third of an empty transaction's cost on SQLite). A batch that fails closes its
-connection, whatever state the failure left it in; the next batch takes a fresh one.
+resetting it for each (about 0.04 ms a batch, half the CPU of an empty transaction on SQLite). A batch that
+fails closes its connection, whatever state the failure left it in; the next batch takes a fresh one.
 """
 from __future__ import annotations
 

@@ -193,3 +193,25 @@ def _digests(guard: ReplayGuard, signature: bytes) -> str:
     finally:
         guard._batches.submit = original  # type: ignore[method-assign]
     return captured[0]
+
+
+def test_a_failed_batch_does_not_stop_later_ones(tmp_path: object) -> None:
+    """A batch that failed closes its connection; once the database is usable again, checks pass again."""
+    from gateway.db import migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path}/late.db")
+    try:
+        guard = ReplayGuard(engine, window_seconds=900)
+        assert _raises(lambda: guard.check(unique("early"), "sender", None))
+        migrate(engine)
+        assert accepted(guard, unique("later"))
+    finally:
+        engine.dispose()
+
+
+def test_connections_go_back_to_the_pool_once_nobody_waits(engine: Engine) -> None:
+    """Leaders hand their connection on while others wait, and return it when the queue is empty."""
+    guard = ReplayGuard(engine, window_seconds=900)
+    for _ in range(3):
+        assert all(all_at_once(THREADS, lambda index: accepted(guard, unique(f"pool{index}"))))
+        assert engine.pool.checkedout() == 0
