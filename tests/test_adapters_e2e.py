@@ -18,6 +18,7 @@ from tests.wire import assert_wire_valid, async_send, post, sync_request, wait_f
 ECS = "urn:gateway:adapters:ecs"
 ECERT = "urn:gateway:adapters:ecert"
 PAYMENTS = "urn:gateway:adapters:payments"
+PEP = ("pep", "pep-test-password")  # the sample registry's caller: sender id and password
 
 
 def adapter_answer(answer: Any, adapter: str) -> etree._Element:
@@ -28,6 +29,26 @@ def adapter_answer(answer: Any, adapter: str) -> etree._Element:
     element = data[0]
     PayloadSchema.of(adapter).check_answer(element)
     return element
+
+
+def message_properties(message: etree._Element) -> dict[str, str]:
+    """An async message's ``messageInfo/properties`` as a dict."""
+    return {p.findtext("key"): p.findtext("value") for p in message.findall("messageInfo/properties")}
+
+
+def only_response(async_url: str, service_id: str, request_id: str, correlation_id: str) -> etree._Element:
+    """The chain's one RESPONSE, which ``pep`` fetches once the REQUEST is delivered; checks that a later fetch
+    finds no other."""
+    wait_for(lambda: status_of(async_url, request_id, *PEP) == "DELIVERED", seconds=20)
+    messages = fetched(async_url, service_id, *PEP, correlation_id=correlation_id)
+    assert len(messages) == 1
+    message = messages[0]
+    assert message.findtext("messageInfo/messageType") == "RESPONSE"
+    assert message.findtext("messageInfo/correlationId") == correlation_id
+    time.sleep(0.3)
+    again = fetched(async_url, service_id, *PEP, correlation_id=correlation_id)
+    assert [m.findtext("messageInfo/messageId") for m in again] == [message.findtext("messageInfo/messageId")]
+    return message
 
 
 def test_ecs_benefit_check_through_the_sync_channel(sync_url: str, backends: Any) -> None:
@@ -88,8 +109,7 @@ def test_a_payment_non_final_three_times_reaches_the_initiator_once(async_url: s
     answer = message.find("messageData/data")[0]
     PayloadSchema.of("payments").check_answer(answer)
     assert answer.findtext(f"{{{PAYMENTS}}}final") == "true"
-    properties = {p.findtext("key"): p.findtext("value") for p in message.findall("messageInfo/properties")}
-    assert properties["adapterStatusCode"] == "OK"
+    assert message_properties(message)["adapterStatusCode"] == "OK"
     # The backend was asked four times with the same payment and made it once.
     sent = [r for r in payments.requests_to("pay") if key_of(r) == answer.findtext(f"{{{PAYMENTS}}}agentTransactionId")]
     assert len(sent) == 4 and len({r.body for r in sent}) == 1

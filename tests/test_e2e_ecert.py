@@ -20,16 +20,15 @@ from lxml import etree
 
 from gateway.adapters.payload import PayloadSchema
 from gateway.emulators.ecert import ERROR_TEXT, EcertEmulator
-from tests.test_adapters_e2e import adapter_answer
-from tests.test_async_channel import accepted, fetched, status_of
+from tests.test_adapters_e2e import adapter_answer, message_properties, only_response
+from tests.test_async_channel import accepted
 from tests.test_sync_faults import assert_fault
-from tests.wire import REPO_ROOT, Answer, async_send, post, sync_request, wait_for
+from tests.wire import REPO_ROOT, Answer, async_send, post, sync_request
 
 NS = "urn:gateway:adapters:ecert"
 FAULT_NS = "urn:gateway:adapters"
 FIXTURES = Path(__file__).parent / "adapters" / "ecert_fixtures"
 BASE = "/api/1.2.1-Y/ec"
-PEP = ("pep", "pep-test-password")
 ACTIVE = ("2021080713257902301000001", "0f8fad5b-d9cb-469f-a165-70867728950e")
 BLOCKED = ("2021080713257902301000002", "7c9e6679-7425-40de-944b-e07fc1f90ae7")
 AWAITING = ("2021080713257902301000003", "16fd2706-8baf-433b-82eb-8c7fada847da")
@@ -438,23 +437,9 @@ def test_a_backend_slower_than_the_exchange_budget_times_out(sync_url: str, back
 
 # ------------------------------------------------------------------------------------------------ async
 def response_to(async_url: str, data: str) -> etree._Element:  # noqa: F811
-    """Send ``data`` to EcertAsync; the one RESPONSE ``pep`` fetches once the REQUEST is delivered (a later
-    fetch finds no other)."""
+    """Send ``data`` to EcertAsync; the one RESPONSE ``pep`` fetches once the REQUEST is delivered."""
     request_id, correlation_id = accepted(post(async_url, async_send("EcertAsync", data=data)))
-    wait_for(lambda: status_of(async_url, request_id, *PEP) == "DELIVERED", seconds=20)
-    responses = fetched(async_url, "EcertAsync", *PEP, correlation_id=correlation_id)
-    assert len(responses) == 1
-    message = responses[0]
-    assert message.findtext("messageInfo/messageType") == "RESPONSE"
-    assert message.findtext("messageInfo/correlationId") == correlation_id
-    time.sleep(0.3)
-    again = fetched(async_url, "EcertAsync", *PEP, correlation_id=correlation_id)
-    assert [m.findtext("messageInfo/messageId") for m in again] == [message.findtext("messageInfo/messageId")]
-    return message
-
-
-def properties_of(message: etree._Element) -> dict[str, str]:
-    return {p.findtext("key"): p.findtext("value") for p in message.findall("messageInfo/properties")}
+    return only_response(async_url, "EcertAsync", request_id, correlation_id)
 
 
 def adapter_fault(message: etree._Element) -> etree._Element:
@@ -474,8 +459,8 @@ def test_an_async_create_is_polled_until_done_and_delivered_once_with_its_certif
     PayloadSchema.of("ecert").check_answer(answer)
     assert answer.tag == f"{{{NS}}}CreateCertificatesResponse"
     assert (text(answer, "taskType"), text(answer, "acknowledgement"), text(answer, "taskStatus")) == ("ec_create", "REQUEST_IS_QUEUED", "taskIsExecuted")
-    assert properties_of(message)["adapterStatusCode"] == "OK"
-    assert properties_of(message)["adapterStatusMessage"] == "1 records processed"
+    assert message_properties(message)["adapterStatusCode"] == "OK"
+    assert message_properties(message)["adapterStatusMessage"] == "1 records processed"
     [record] = answer.findall(q("record"))
     assert text(record, "processedSuccessfully") == "true"
     certificate = record.find(q("certificate"))
@@ -501,7 +486,7 @@ def test_an_async_task_that_fails_at_the_backend_is_delivered_with_its_status(as
     PayloadSchema.of("ecert").check_answer(answer)
     assert answer.tag == f"{{{NS}}}BlockCertificatesResponse"
     assert text(answer, "taskStatus") == "cancelled" and answer.find(q("record")) is None
-    assert properties_of(message)["adapterStatusCode"] == "cancelled"
+    assert message_properties(message)["adapterStatusCode"] == "cancelled"
 
 
 def test_async_record_failures_are_delivered_as_records_failed(async_url: str, backends: Any) -> None:  # noqa: F811
@@ -511,7 +496,7 @@ def test_async_record_failures_are_delivered_as_records_failed(async_url: str, b
     PayloadSchema.of("ecert").check_answer(answer)
     assert text(answer, "taskStatus") == "taskIsExecuted"
     assert [text(r, "message/ruleCode") for r in answer.findall(q("record"))] == ["002"]
-    assert properties_of(message)["adapterStatusCode"] == "RECORDS_FAILED"
+    assert message_properties(message)["adapterStatusCode"] == "RECORDS_FAILED"
 
 
 def test_an_async_refusal_reaches_the_initiator_as_an_adapter_fault(async_url: str, backends: Any) -> None:  # noqa: F811
@@ -521,7 +506,7 @@ def test_an_async_refusal_reaches_the_initiator_as_an_adapter_fault(async_url: s
     assert fault.findtext(f"{{{FAULT_NS}}}errorCode") == "SCE011"
     assert fault.findtext(f"{{{FAULT_NS}}}backendCode") == "EC00272"
     assert fault.findtext(f"{{{FAULT_NS}}}backendMessage") == ERROR_TEXT["EC00272"]
-    assert properties_of(message)["adapterStatusCode"] == "SCE011"
+    assert message_properties(message)["adapterStatusCode"] == "SCE011"
 
 
 def test_an_async_forged_status_answer_is_never_passed_on(async_url: str, backends: Any) -> None:  # noqa: F811
@@ -533,7 +518,7 @@ def test_an_async_forged_status_answer_is_never_passed_on(async_url: str, backen
     fault = adapter_fault(message)
     assert fault.findtext(f"{{{FAULT_NS}}}errorCode") == "SCE013"
     assert fault.find(f"{{{FAULT_NS}}}backendCode") is None
-    assert properties_of(message)["adapterStatusCode"] == "SCE013"
+    assert message_properties(message)["adapterStatusCode"] == "SCE013"
     assert requests_to(emulator, "ec-tasks-status", before), "the status answer was received and refused"
     assert not requests_to(emulator, "ec-tasks-results", before), "no result was fetched on a forged status"
     body = etree.tostring(message, encoding="unicode")

@@ -29,15 +29,14 @@ from lxml import etree
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments import codes
 from gateway.emulators import payments_seed as seed
-from tests.test_adapters_e2e import adapter_answer
-from tests.test_async_channel import accepted, fetched, status_of
+from tests.test_adapters_e2e import PEP, adapter_answer, message_properties, only_response
+from tests.test_async_channel import accepted, status_of
 from tests.test_sync_faults import assert_fault
 from tests.wire import Answer, async_send, post, sync_request, wait_for
 
 P = "urn:gateway:adapters:payments"
 FAULT = "urn:gateway:adapters"
 FIXTURES = Path(__file__).parent / "adapters" / "payments_fixtures"
-PEP = ("pep", "pep-test-password")
 DATE = "2026-11-22T12:00:00"
 
 
@@ -527,28 +526,10 @@ def send(async_url: str, payload: str) -> tuple[str, str]:
     return accepted(post(async_url, async_send("PaymentsAsync", data=f"<data>{payload}</data>")))
 
 
-def response_to(async_url: str, request_id: str, correlation_id: str) -> etree._Element:
-    """The chain's one RESPONSE, once the REQUEST is delivered; checks that no second one follows."""
-    wait_for(lambda: status_of(async_url, request_id, *PEP) == "DELIVERED", seconds=20)
-    messages = fetched(async_url, "PaymentsAsync", *PEP, correlation_id=correlation_id)
-    assert len(messages) == 1
-    message = messages[0]
-    assert message.findtext("messageInfo/messageType") == "RESPONSE"
-    assert message.findtext("messageInfo/correlationId") == correlation_id
-    time.sleep(0.3)
-    again = fetched(async_url, "PaymentsAsync", *PEP, correlation_id=correlation_id)
-    assert [m.findtext("messageInfo/messageId") for m in again] == [message.findtext("messageInfo/messageId")]
-    return message
-
-
-def properties(message: etree._Element) -> dict[str, str]:
-    return {p.findtext("key"): p.findtext("value") for p in message.findall("messageInfo/properties")}
-
-
 def answer_of(message: etree._Element) -> etree._Element:
     element = message.find("messageData/data")[0]
     PayloadSchema.of("payments").check_answer(element)
-    assert properties(message)["adapterStatusCode"] == "OK"
+    assert message_properties(message)["adapterStatusCode"] == "OK"
     return element
 
 
@@ -559,7 +540,7 @@ def adapter_fault(message: etree._Element, backend_code: str) -> etree._Element:
     assert fault.findtext(f"{{{FAULT}}}errorCode") == "SCE011"
     assert fault.findtext(f"{{{FAULT}}}backendCode") == backend_code
     assert fault.findtext(f"{{{FAULT}}}backendMessage").startswith(codes.RESULT_CODES[int(backend_code)].meaning)
-    assert properties(message)["adapterStatusCode"] == "SCE011"
+    assert message_properties(message)["adapterStatusCode"] == "SCE011"
     return fault
 
 
@@ -586,7 +567,7 @@ def test_a_non_final_payment_is_polled_until_final_and_delivered_once(
     key = new_key()
     atid = derived(key)
     request_id, correlation_id = send(async_url, pay_xml("P1011", account, amount_to, key=key, amount_from=amount_from))
-    message = response_to(async_url, request_id, correlation_id)
+    message = only_response(async_url, "PaymentsAsync", request_id, correlation_id)
     requests = sent(payments, "pay", atid)
     # The same body, resent until final and not once more; the first answer was the non-final code.
     assert len(requests) == sendings and len({r.body for r in requests}) == 1
@@ -611,7 +592,7 @@ def test_insufficient_funds_topped_up_while_pending_is_paid_once(async_url: str,
     assert status_of(async_url, request_id, *PEP) != "DELIVERED"
     assert payments.transactions[("pay", atid)].answer["result"] == codes.INSUFFICIENT_FUNDS
     payments.top_up(Decimal("1000.00"))
-    answer = answer_of(response_to(async_url, request_id, correlation_id))
+    answer = answer_of(only_response(async_url, "PaymentsAsync", request_id, correlation_id))
     assert (t(answer, "result"), t(answer, "final")) == ("0", "true")
     assert paid(payments, atid) == 1 and payments.balance == Decimal("510.0000")
 
@@ -629,7 +610,7 @@ def test_a_final_refusal_is_delivered_as_an_adapter_fault_response(
 ) -> None:
     before = len(payments.received)
     request_id, correlation_id = send(async_url, payload())
-    message = response_to(async_url, request_id, correlation_id)
+    message = only_response(async_url, "PaymentsAsync", request_id, correlation_id)
     adapter_fault(message, code)
     assert len(payments.received) == before + 1, "a final refusal is not asked again"
 
@@ -639,8 +620,8 @@ def test_the_same_async_message_resent_pays_once(async_url: str, payments: Any) 
     atid = derived(key)
     before = payments.balance
     payload = pay_xml("P1011", "7770017711", "321.5", key=key)
-    first = answer_of(response_to(async_url, *send(async_url, payload)))
-    second = answer_of(response_to(async_url, *send(async_url, payload)))
+    first = answer_of(only_response(async_url, "PaymentsAsync", *send(async_url, payload)))
+    second = answer_of(only_response(async_url, "PaymentsAsync", *send(async_url, payload)))
     for answer in (first, second):
         assert (t(answer, "agentTransactionId"), t(answer, "result"), t(answer, "final")) == (str(atid), "0", "true")
     assert t(first, "transactionId") == t(second, "transactionId")
@@ -653,7 +634,7 @@ def test_a_lost_answer_is_resent_and_pays_once(async_url: str, payments: Any) ->
     payments.set_switches(lose_answers=2)  # the payment is made at once, its first two answers are lost
     key = new_key()
     atid = derived(key)
-    answer = answer_of(response_to(async_url, *send(async_url, pay_xml("P1011", "7770017711", "205", key=key))))
+    answer = answer_of(only_response(async_url, "PaymentsAsync", *send(async_url, pay_xml("P1011", "7770017711", "205", key=key))))
     assert (t(answer, "agentTransactionId"), t(answer, "result")) == (str(atid), "0")
     assert len(sent(payments, "pay", atid)) == 3 and paid(payments, atid) == 1
 
@@ -668,7 +649,7 @@ def test_a_payment_while_the_backend_is_down_is_delivered_when_it_is_up(async_ur
     wait_for(lambda: len(payments.requests_to("pay")) >= before + 4, seconds=10)
     assert status_of(async_url, request_id, *PEP) != "DELIVERED" and paid(payments, atid) == 0
     payments.set_switches(down=False)
-    answer = answer_of(response_to(async_url, request_id, correlation_id))
+    answer = answer_of(only_response(async_url, "PaymentsAsync", request_id, correlation_id))
     assert (t(answer, "agentTransactionId"), t(answer, "result"), t(answer, "final")) == (str(atid), "0", "true")
     assert paid(payments, atid) == 1
 
@@ -679,7 +660,7 @@ def test_a_balance_asked_while_the_backend_is_down_is_retried_and_delivered(asyn
     request_id, correlation_id = send(async_url, f'<BalanceRequest xmlns="{P}"/>')
     wait_for(lambda: len(payments.requests_to("balance")) >= before + 1, seconds=10)
     payments.set_switches(down=False)
-    answer = answer_of(response_to(async_url, request_id, correlation_id))
+    answer = answer_of(only_response(async_url, "PaymentsAsync", request_id, correlation_id))
     assert (t(answer, "agentId"), t(answer, "currency")) == (str(seed.AGENT_ID), "KZT")
     assert len(payments.requests_to("balance")) >= before + 2
 
@@ -696,5 +677,5 @@ def test_a_poll_refused_authorisation_stays_pending(async_url: str, payments: An
     wait_for(lambda: len(sent(payments, "pay", atid)) >= count + 3, seconds=10)
     assert status_of(async_url, request_id, *PEP) != "DELIVERED"
     payments.tokens[seed.DEMO_TOKEN] = "confirmed"
-    answer = answer_of(response_to(async_url, request_id, correlation_id))
+    answer = answer_of(only_response(async_url, "PaymentsAsync", request_id, correlation_id))
     assert t(answer, "result") == "0" and paid(payments, atid) == 1
