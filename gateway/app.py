@@ -1,6 +1,7 @@
 """WSGI composition: the channels, the published contract, the health report and the metrics."""
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,11 +14,15 @@ from gateway.channels.sync_call import SyncChannel
 from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.adapters.pool import AdapterPool
+from gateway.admission import BodyTooLarge, Capacity, OverCapacity, discard_body, read_body
+from gateway.body_deadline import BodyIncomplete, body_read_deadline
 from gateway.delivery.adapter_provider import DeliveryPointCaller
+from gateway.delivery.bulkhead import Bulkhead, provider_call_limit
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.health import HealthCheck, StatusProbe
+from gateway.memory import MemoryReturner
 from gateway.metrics import MetricsExporter, process_metrics
 from gateway.security.callers import CallerSignatures
 from gateway.security.passwords import SenderAuthenticator
@@ -35,23 +40,8 @@ ACCEPTED_CONTENT_TYPES = ("text/xml", "application/xml")
 XML = "text/xml; charset=utf-8"
 
 
-class BodyTooLarge(Exception):
-    """The request body is larger than the configured limit."""
-
-
-def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """Read the request body, refusing more than ``limit`` bytes whether or not a length was declared."""
-    length_header = environ.get("CONTENT_LENGTH") or ""
-    stream = environ["wsgi.input"]
-    if length_header.isdigit():
-        length = int(length_header)
-        if length > limit:
-            raise BodyTooLarge(f"{length} bytes declared, {limit} accepted")
-        return stream.read(length) if length else b""
-    body = stream.read(limit + 1)
-    if len(body) > limit:
-        raise BodyTooLarge(f"more than {limit} bytes sent, {limit} accepted")
-    return body
+# An overloaded process asks callers to come back after this many seconds.
+RETRY_AFTER_SECONDS = 1
 
 
 class Endpoint(Protocol):
@@ -75,6 +65,8 @@ class GatewayApp:
     journal: LoggingJournal
     health: HealthCheck
     metrics: MetricsExporter
+    body_bytes: Capacity  # request-body bytes in flight in this process
+    memory: MemoryReturner
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -108,12 +100,31 @@ class GatewayApp:
             )
             return _respond(start_response, status, XML, body)
         try:
-            request_body = read_body(environ, self.settings.max_body_bytes)
+            with body_read_deadline(environ, self.settings.body_read_timeout_seconds):
+                request_body, taken = read_body(environ, self.settings.max_body_bytes, self.body_bytes)
         except BodyTooLarge as exc:
             status, body = endpoint.reject(GatewayError(ErrorCode.BODY_TOO_LARGE, str(exc)))
             return _respond(start_response, status, XML, body, close=True)
-        status, body = endpoint.handle(request_body)
+        except OverCapacity as exc:
+            return self._over_capacity(endpoint, environ, start_response, str(exc))
+        except BodyIncomplete as exc:
+            status, body = endpoint.reject(GatewayError(ErrorCode.MALFORMED_MESSAGE, str(exc)))
+            return _respond(start_response, status, XML, body, close=True)
+        try:
+            status, body = endpoint.handle(request_body)
+        finally:
+            self.memory.handled(taken)
+            self.body_bytes.give_back(taken)
         return _respond(start_response, status, XML, body)
+
+    def _over_capacity(
+        self, endpoint: Endpoint, environ: dict[str, Any], start_response: StartResponse, reason: str
+    ) -> Iterable[bytes]:
+        """SCE028 with HTTP 503, journalled; the unread body is drained (not kept) so the client reads the answer."""
+        with contextlib.suppress(BodyIncomplete), body_read_deadline(environ, self.settings.body_read_timeout_seconds):
+            discard_body(environ, self.settings.max_body_bytes)
+        _, body = endpoint.reject(GatewayError(ErrorCode.GATEWAY_BUSY, reason))
+        return _respond(start_response, 503, XML, body, close=True, retry_after=RETRY_AFTER_SECONDS)
 
     def _base_url(self, environ: dict[str, Any]) -> str:
         if self.settings.public_url:
@@ -126,15 +137,25 @@ class GatewayApp:
         self.journal.close()
         self.adapters.close()
         self.http_client.close()
+        self.memory.close()
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-def _respond(start_response: StartResponse, status: int, content_type: str, body: bytes, close: bool = False) -> list[bytes]:
+def _respond(
+    start_response: StartResponse, status: int, content_type: str, body: bytes, close: bool = False,
+    retry_after: int | None = None,
+) -> list[bytes]:
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     if close:
         headers.append(("Connection", "close"))
+        # gunicorn drops an application's hop-by-hop headers; its response object closes on request.
+        force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+        if force_close is not None:
+            force_close()
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
     start_response(f"{status} {_REASONS.get(status, '')}", headers)
     return [body]
 
@@ -156,14 +177,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     status_probe = StatusProbe(engine)
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
     authenticator = SenderAuthenticator(settings.password_cache_seconds)
+    journal = LoggingJournal(engine)
     channel = SyncChannel(
         registry=registry,
         authenticator=authenticator,
-        provider=DeliveryPointCaller(SoapProviderCaller(http_client, keys), adapters),
+        provider=DeliveryPointCaller(
+            SoapProviderCaller(http_client, keys), adapters,
+            Bulkhead(provider_call_limit(settings.threads, settings.reserved_threads)),
+        ),
         signatures=signatures,
         can_sign=keys.signer is not None,
+        journal=journal,
     )
-    journal = LoggingJournal(engine)
+    body_bytes = Capacity(settings.max_bytes_in_flight)
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
@@ -183,4 +209,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         journal=journal,
         health=HealthCheck(status_probe, keys.signer.certificate if keys.signer else None, trust),
         metrics=MetricsExporter(metrics, settings.metrics_dir, status_probe.current),
+        body_bytes=body_bytes,
+        memory=MemoryReturner(lambda: body_bytes.in_use),
     )

@@ -25,7 +25,20 @@ class Settings(BaseSettings):
     threads: int = Field(default=16, ge=1, description="threads per worker; a slow provider holds one thread")
     sync_timeout_seconds: float = Field(default=60.0, gt=0, description="whole sync exchange budget")
     provider_connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="largest accepted request body")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="largest accepted request body; README.md says why 4 MiB"
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="a request body that sends no byte for this long is refused and its connection closed"
+    )
+    max_bytes_in_flight: int = Field(
+        default=32 * 1024 * 1024, gt=0,
+        description="request-body bytes a worker process holds at once; a request beyond it gets 503 at once",
+    )
+    reserved_threads: int = Field(
+        default=2, ge=0,
+        description="threads per worker no provider call may hold: for /health, /metrics, ?wsdl and short requests",
+    )
     max_provider_response_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     password_cache_seconds: float = Field(
         default=60.0, ge=0, description="how long a verified sender password is trusted without the KDF"

@@ -28,16 +28,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:
-    """Create the engine for ``url``; a SQLite file gets WAL mode and its folder is created."""
+    """Create the engine for ``url``; a SQLite file gets WAL mode and its folder is created. Statement parameters
+    (message data, credentials' hashes) never appear in errors or logs."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=pool_size)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=pool_size, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs a round trip per checkout; a dropped connection invalidates the pool on first use.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -42,6 +42,8 @@ class ErrorCode(enum.Enum):
     REPLAYED_MESSAGE = ("SCE023", FaultSide.CLIENT, "The message has been received before")
     MESSAGE_NOT_ENCRYPTED = ("SCE025", FaultSide.CLIENT, "The message is not encrypted")
     DECRYPTION_FAILED = ("SCE026", FaultSide.CLIENT, "The message cannot be decrypted")
+    PROVIDER_BUSY = ("SCE027", FaultSide.SERVER, "The service provider has too many calls in progress; try again later")
+    GATEWAY_BUSY = ("SCE028", FaultSide.SERVER, "The gateway is at its capacity; try again later")
     UNSUPPORTED_OPERATION = ("SCE018", FaultSide.CLIENT, "The operation is not supported at this address")
     HEADER_NOT_UNDERSTOOD = ("SCE019", FaultSide.CLIENT, "A mandatory SOAP header was not understood")
     INTERNAL_ERROR = ("SCE909", FaultSide.SERVER, "Internal gateway error")

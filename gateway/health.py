@@ -32,6 +32,7 @@ from journals.times import as_utc, iso_utc
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+STALE_LIMIT_TTLS = 10  # a status not refreshed for this many TTLs is no status
 DEFAULT_TTL_SECONDS = 1.0
 
 
@@ -100,29 +101,45 @@ def read_database_status(engine: Engine) -> DatabaseStatus:
 
 class StatusProbe:
     """The database-derived status, cached for ``ttl`` seconds in this process; None while the database is
-    unavailable. One thread refreshes at a time; the others meanwhile get the previous value, if any."""
+    unavailable. Once a value is known no poll waits on the database: the poll that finds it stale starts one
+    refresh in the background and answers with the previous value, so ``/health`` stays fast while the database
+    is slow or every connection is busy. A value older than ``STALE_LIMIT_TTLS`` times the TTL (the refresh hangs)
+    counts as unavailable."""
 
     def __init__(self, engine: Engine, ttl: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
+        self._refreshing = False
         self._value: DatabaseStatus | None = None
         self._read_at: float | None = None
 
     def current(self) -> DatabaseStatus | None:
-        """The cached status, refreshed when older than the TTL."""
-        if self._fresh():
+        """The cached status; a stale one is refreshed in the background."""
+        if self._read_at is None:
+            with self._lock:  # the first poll of the process reads it itself: there is nothing to answer with
+                if self._read_at is None:
+                    self._store(self._read())
             return self._value
-        if not self._lock.acquire(blocking=self._read_at is None):
-            return self._value  # another thread is refreshing: the previous value is at most a moment old
+        if not self._fresh():
+            with self._lock:
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                threading.Thread(target=self._refresh, name="health-refresh", daemon=True).start()
+            if self._clock() - self._read_at > self._ttl * STALE_LIMIT_TTLS:
+                return None
+        return self._value
+
+    def _refresh(self) -> None:
         try:
-            if not self._fresh():
-                self._value = self._read()
-                self._read_at = self._clock()
-            return self._value
+            self._store(self._read())
         finally:
-            self._lock.release()
+            with self._lock:
+                self._refreshing = False
+
+    def _store(self, value: DatabaseStatus | None) -> None:
+        self._value, self._read_at = value, self._clock()
 
     def _fresh(self) -> bool:
         return self._read_at is not None and self._clock() - self._read_at < self._ttl

@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.memory import tune_allocator
 
 
 class GatewayServer(BaseApplication):
@@ -43,6 +44,8 @@ class GatewayServer(BaseApplication):
         logging.basicConfig(
             level=self._settings.log_level.upper(), format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
         )
+        # In the worker, before its threads allocate: the allocator options only shape arenas made afterwards.
+        tune_allocator()
         application = create_app(self._settings)
         # Everything built so far (modules, the registry snapshot, schemas) lives as long as the worker: moved out of
         # the collector's reach, the periodic full collections stop walking it on every request's garbage.

@@ -26,19 +26,23 @@ from journals.seal import (
     GENESIS,
     SEAL,
     ChainedTable,
-    ChainReport,
-    ChainRow,
     Checkpoint,
     CheckpointSigner,
-    Problem,
-    VerifyReport,
     certificate_fingerprint,
-    check_chain,
     checkpoint_problem,
     lock_head,
     make_checkpoint,
-    row_content,
     store_checkpoint,
+)
+from journals.verify import (
+    ChainReport,
+    ChainRow,
+    CorruptCheckpoint,
+    Problem,
+    VerifyReport,
+    check_chain,
+    sealed_rows,
+    stored_checkpoints,
 )
 
 FORMAT = "gateway-journal-archive/1"
@@ -80,12 +84,10 @@ def _archive_once(
     table, checkpoints = chained.table, JournalCheckpoint.__table__
     with engine.begin() as connection:
         head_seq, _ = lock_head(connection, chained.name)  # no sealer extends the chain while rows leave it
-        stored = [
-            Checkpoint.from_mapping(row)
-            for row in connection.execute(
-                select(checkpoints).where(checkpoints.c.table_name == chained.name).order_by(checkpoints.c.last_seq)
-            ).mappings()
-        ]
+        try:
+            stored = stored_checkpoints(connection, chained.name)
+        except CorruptCheckpoint as corrupt:
+            raise ArchiveRefused(f"{chained.name}: {corrupt}; run 'gateway journals verify'") from corrupt
         bases = [c for c in stored if c.kind == ARCHIVE]
         base = max(bases, key=lambda c: c.last_seq) if bases else None
         start_seq, start_hash = (base.last_seq, base.last_hash) if base else (0, GENESIS)
@@ -95,12 +97,7 @@ def _archive_once(
         last_seq = min(head_seq if too_new is None else too_new - 1, start_seq + max_rows)
         if last_seq <= start_seq:
             return None
-        rows = [
-            ChainRow(row["seq"], row["id"], row["chain_hash"], row_content(row))
-            for row in connection.execute(
-                select(table).where(table.c.seq > start_seq, table.c.seq <= last_seq).order_by(table.c.seq)
-            ).mappings()
-        ]
+        rows = list(sealed_rows(connection, table, start_seq, last_seq))  # an unreadable row fails the check below
         seals = [c for c in stored if c.kind == SEAL and start_seq < c.last_seq <= last_seq]
         check = ChainReport(chained.name)
         last_hash = check_chain(check, rows, start_seq, start_hash, seals, None)

@@ -15,15 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Column, Engine, Select, and_, or_, select
 
 from journals.audit import AuditLogEntry, RegistrationJournalEntry
 from journals.models import LoggingJournalEntry
+from journals.stored import read_rows
 from journals.times import as_utc, iso_utc
 
 MAX_PAGE = 1000
 EXPORT_BATCH = 1000
+_LOGGING = LoggingJournalEntry.__table__
+_AUDIT = AuditLogEntry.__table__
+_REGISTRATION = RegistrationJournalEntry.__table__
+
+
+class JournalUnreadable(Exception):
+    """A stored journal row that cannot be read back (a value corrupted in the database); names the row."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,12 @@ def _in_range(column: Any, since: datetime | None, until: datetime | None) -> An
 
 
 def _logging_select(query: LoggingQuery) -> Select[Any]:
-    table = LoggingJournalEntry
-    statement = select(table)
+    table = _LOGGING.c
+    statement = select(_LOGGING)
     for attribute in ("message_id", "correlation_id", "sender", "recipient", "service_id", "state", "channel", "session_id"):
         value = getattr(query, attribute)
         if value is not None:
-            statement = statement.where(getattr(table, attribute) == value)
+            statement = statement.where(table[attribute] == value)
     if query.since is not None or query.until is not None:
         statement = statement.where(or_(
             _in_range(table.received_at, query.since, query.until),
@@ -79,24 +86,26 @@ def _value(value: Any) -> Any:
     return iso_utc(value) if isinstance(value, datetime) else value
 
 
-def _row(entity: Any) -> dict[str, Any]:
-    return {column.name: _value(getattr(entity, column.key)) for column in entity.__table__.columns}
-
-
-def _page(engine: Engine, statement: Select[Any], id_column: Any, after_id: int | None, limit: int) -> Page:
+def _page(engine: Engine, statement: Select[Any], id_column: Column[Any], after_id: int | None, limit: int) -> Page:
+    """Up to ``limit`` rows after ``after_id``; :class:`JournalUnreadable` names the first row on it that cannot be
+    read back, rather than failing somewhere in the driver."""
     limit = max(1, min(limit, MAX_PAGE))
     if after_id is not None:
         statement = statement.where(id_column > after_id)
-    with Session(engine) as session:
-        entities = list(session.scalars(statement.order_by(id_column).limit(limit + 1)))
-    more = len(entities) > limit
-    rows = [_row(e) for e in entities[:limit]]
-    return Page(rows, rows[-1]["id"] if more else None)
+    rows = []
+    with engine.connect() as connection:
+        for stored in read_rows(connection, statement, [id_column], limit + 1):
+            if stored.values is None:
+                raise JournalUnreadable(f"{id_column.table.name} row id {stored.key[0]}: {stored.problem}; "
+                                        "'gateway journals verify' reports every such row")
+            rows.append({name: _value(value) for name, value in stored.values.items()})
+    more = len(rows) > limit
+    return Page(rows[:limit], rows[limit - 1]["id"] if more else None)
 
 
 def query_logging(engine: Engine, query: LoggingQuery, after_id: int | None = None, limit: int = 100) -> Page:
     """One page of logging-journal rows matching ``query``, in id order."""
-    return _page(engine, _logging_select(query), LoggingJournalEntry.id, after_id, limit)
+    return _page(engine, _logging_select(query), _LOGGING.c.id, after_id, limit)
 
 
 def iter_logging(engine: Engine, query: LoggingQuery) -> Iterator[dict[str, Any]]:
@@ -115,22 +124,22 @@ def query_audit(
     after_id: int | None = None, limit: int = 100,
 ) -> Page:
     """One page of audit-log rows, optionally of one entity kind, key or actor."""
-    statement = select(AuditLogEntry)
-    for column, value in ((AuditLogEntry.entity, entity), (AuditLogEntry.entity_key, key), (AuditLogEntry.actor, actor)):
+    statement = select(_AUDIT)
+    for column, value in ((_AUDIT.c.entity, entity), (_AUDIT.c.entity_key, key), (_AUDIT.c.actor, actor)):
         if value is not None:
             statement = statement.where(column == value)
-    return _page(engine, statement, AuditLogEntry.id, after_id, limit)
+    return _page(engine, statement, _AUDIT.c.id, after_id, limit)
 
 
 def query_registration(engine: Engine, service: str | None = None, after_id: int | None = None, limit: int = 100) -> Page:
     """One page of the IS interaction registration journal, optionally of one service."""
-    statement = select(RegistrationJournalEntry)
+    statement = select(_REGISTRATION)
     if service is not None:
-        statement = statement.where(RegistrationJournalEntry.service == service)
-    return _page(engine, statement, RegistrationJournalEntry.id, after_id, limit)
+        statement = statement.where(_REGISTRATION.c.service == service)
+    return _page(engine, statement, _REGISTRATION.c.id, after_id, limit)
 
 
-LOGGING_COLUMNS = [column.name for column in LoggingJournalEntry.__table__.columns]
+LOGGING_COLUMNS = [column.name for column in _LOGGING.columns]
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -156,8 +165,10 @@ def csv_chunks(rows: Iterable[dict[str, Any]], columns: list[str] = LOGGING_COLU
 
 
 def json_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """``rows`` as one JSON array, written row by row."""
-    yield "["
-    for count, row in enumerate(rows):
-        yield ("," if count else "") + "\n" + json.dumps(row, ensure_ascii=False)
-    yield "\n]\n"
+    """``rows`` as one JSON array, written row by row. The opening bracket goes with the first row, so a first
+    chunk made before answering has read the journal: reading it fails before a single byte is sent."""
+    separator = "["
+    for row in rows:
+        yield separator + "\n" + json.dumps(row, ensure_ascii=False)
+        separator = ","
+    yield ("[" if separator == "[" else "") + "\n]\n"

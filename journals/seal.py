@@ -3,9 +3,9 @@
 Rows are inserted exactly as before, with ``seq`` and ``chain_hash`` NULL. In the background, :func:`seal` takes
 each chained journal's unsealed rows in id order, gives each the next sequence number and
 ``chain_hash = SHA-256(previous chain_hash || canonical bytes of the row with its seq)``, and writes a checkpoint
-signed with the gateway's key, all in one transaction per batch. :func:`verify` recomputes every chain from the
-rows and names the first row that was edited, deleted or reordered; :mod:`journals.archive` moves old sealed rows
-to signed files that verify offline.
+signed with the gateway's key, all in one transaction per batch. :mod:`journals.verify` recomputes every chain
+from the rows and names the first row that was edited, deleted or reordered; :mod:`journals.archive` moves old
+sealed rows to signed files that verify offline.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, ColumnElement, Engine, Table, bindparam, func
 
 from journals.audit import AuditLogEntry, RegistrationJournalEntry
 from journals.models import IncidentJournalEntry, JournalChainHead, JournalCheckpoint, LoggingJournalEntry
+from journals.stored import read_rows
 from journals.times import as_utc
 
 log = logging.getLogger(__name__)
@@ -223,17 +224,26 @@ def _seal_batch(engine: Engine, signer: CheckpointSigner, chained: ChainedTable,
     table = chained.table
     with engine.begin() as connection:
         last_seq, last_hash = lock_head(connection, chained.name)
-        query = select(table).where(table.c.seq.is_(None)).order_by(table.c.id).limit(batch_size).with_for_update()
+        query = select(table).where(table.c.seq.is_(None)).with_for_update()
         if chained.sealable is not None:
             query = query.where(chained.sealable)
-        rows = connection.execute(query).mappings().all()
-        if not rows:
-            return 0
         first_seq, updates = last_seq + 1, []
-        for row in rows:
-            last_seq += 1
-            last_hash = link(last_hash, chained.name, last_seq, row_content(row))
-            updates.append({"row_id": row["id"], "new_seq": last_seq, "new_hash": last_hash})
+        for stored in read_rows(connection, query, [table.c.id], batch_size):
+            problem = stored.problem
+            if stored.values is not None:
+                try:
+                    next_hash = link(last_hash, chained.name, last_seq + 1, row_content(stored.values))
+                except ValueError as error:  # a value read back that no text encoding holds
+                    problem = f"cannot hash a stored value ({error})"
+            if problem is not None:
+                # The chain may neither skip a row nor hash one it cannot read: it waits here until it is repaired.
+                log.error("%s row id %s cannot be sealed: %s; sealing this journal waits until it is repaired",
+                          chained.name, stored.key[0], problem)
+                break
+            last_seq, last_hash = last_seq + 1, next_hash
+            updates.append({"row_id": stored.key[0], "new_seq": last_seq, "new_hash": last_hash})
+        if not updates:
+            return 0
         connection.execute(
             update(table)
             .where(table.c.id == bindparam("row_id"), table.c.seq.is_(None))
@@ -242,7 +252,7 @@ def _seal_batch(engine: Engine, signer: CheckpointSigner, chained: ChainedTable,
         )
         store_checkpoint(connection, make_checkpoint(signer, chained.name, SEAL, first_seq, last_seq, last_hash))
         set_head(connection, chained.name, last_seq, last_hash)
-        return len(rows)
+        return len(updates)
 
 
 def seal(engine: Engine, signer: CheckpointSigner, batch_size: int = 500, max_batches: int = 200) -> dict[str, int]:
@@ -262,175 +272,6 @@ def _seal_table(engine: Engine, signer: CheckpointSigner, chained: ChainedTable,
         if sealed < batch_size:
             break
     return total
-
-
-# ---------------------------------------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class Problem:
-    """The first thing wrong with a chain, naming the row (or checkpoint) where it shows."""
-
-    table: str
-    kind: str  # EDITED, DELETED, REORDERED, CHECKPOINT
-    message: str
-    seq: int | None = None
-    row_id: int | None = None
-
-
-@dataclass
-class ChainReport:
-    """What verifying one chain found."""
-
-    table: str
-    first_seq: int = 0  # first seq held (in the database or the file)
-    last_seq: int = 0  # last seq covered by a checkpoint
-    rows: int = 0
-    checkpoints: int = 0
-    unsealed: int = 0  # rows not sealed yet: not an error
-    problem: Problem | None = None
-
-    def summary(self) -> str:
-        """One line for the command line."""
-        if self.problem is not None:
-            return f"{self.table}: TAMPERED: {self.problem.message}"
-        if self.rows == 0:
-            span = "no sealed rows"
-        else:
-            span = f"{self.rows} rows, seq {self.first_seq}..{self.last_seq}"
-        return f"{self.table}: OK, {span}, {self.checkpoints} checkpoints verified, {self.unsealed} not sealed yet"
-
-
-@dataclass
-class VerifyReport:
-    """The result of :func:`verify` or :func:`journals.archive.verify_archive`."""
-
-    chains: list[ChainReport] = field(default_factory=list)
-    signer_pinned: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when no chain has a problem."""
-        return all(chain.problem is None for chain in self.chains)
-
-    @property
-    def problems(self) -> list[Problem]:
-        """The first problem of each chain that has one."""
-        return [chain.problem for chain in self.chains if chain.problem is not None]
-
-
-@dataclass(frozen=True)
-class ChainRow:
-    """A sealed row as verification reads it."""
-
-    seq: int
-    row_id: int | None
-    chain_hash: str | None
-    content: Mapping[str, Any]
-
-
-def check_chain(
-    report: ChainReport,
-    rows: Iterable[ChainRow],
-    start_seq: int,
-    start_hash: str,
-    checkpoints: Sequence[Checkpoint],
-    trusted: frozenset[str] | None,
-) -> str:
-    """Walk ``rows`` (in seq order) from the chain point (``start_seq``, ``start_hash``), recomputing each hash and
-    checking each checkpoint when the walk reaches its last seq; record the first problem in ``report`` and
-    return the last hash reached. Shared by database and archive verification."""
-    pending = sorted(checkpoints, key=lambda c: c.last_seq)
-    expected, previous, index = start_seq + 1, start_hash, 0
-    for row in rows:
-        where = f"seq {row.seq} (id {row.row_id})"
-        if row.seq < expected:
-            report.problem = Problem(report.table, "REORDERED", f"row id {row.row_id} repeats seq {row.seq}: rows reordered or copied", row.seq, row.row_id)
-            return previous
-        if row.seq > expected:
-            message = f"row(s) deleted: seq {expected}..{row.seq - 1} missing after seq {expected - 1}, before {where}"
-            report.problem = Problem(report.table, "DELETED", message, expected - 1, row.row_id)
-            return previous
-        computed = link(previous, report.table, row.seq, row.content)
-        if computed != row.chain_hash:
-            message = f"row at {where} does not match the chain: edited (or rows reordered)"
-            report.problem = Problem(report.table, "EDITED", message, row.seq, row.row_id)
-            return previous
-        report.rows += 1
-        report.first_seq = report.first_seq or row.seq
-        previous, expected = computed, expected + 1
-        while index < len(pending) and pending[index].last_seq <= row.seq:
-            checkpoint = pending[index]
-            problem = checkpoint_problem(checkpoint, trusted)
-            if problem is None and (checkpoint.last_seq != row.seq or checkpoint.last_hash != computed):
-                problem = f"does not match the chain at seq {checkpoint.last_seq}"
-            if problem is not None:
-                report.problem = Problem(report.table, "CHECKPOINT", f"checkpoint at seq {checkpoint.last_seq}: {problem}", checkpoint.last_seq, row.row_id)
-                return previous
-            report.checkpoints += 1
-            report.last_seq = row.seq
-            index += 1
-    if index < len(pending):
-        last = pending[-1]
-        message = f"row(s) deleted: seq {expected}..{last.last_seq} missing after seq {expected - 1} (a checkpoint covers up to seq {last.last_seq})"
-        report.problem = Problem(report.table, "DELETED", message, expected - 1)
-    return previous
-
-
-def _stored_checkpoints(connection: Connection, table_name: str) -> list[Checkpoint]:
-    table = JournalCheckpoint.__table__
-    rows = connection.execute(select(table).where(table.c.table_name == table_name).order_by(table.c.last_seq, table.c.id))
-    return [Checkpoint.from_mapping(row) for row in rows.mappings()]
-
-
-def _sealed_rows(connection: Connection, table: Table, after_seq: int, up_to_seq: int) -> Iterator[ChainRow]:
-    query = (
-        select(table).where(table.c.seq > after_seq, table.c.seq <= up_to_seq).order_by(table.c.seq, table.c.id)
-    )
-    for row in connection.execution_options(yield_per=1000).execute(query).mappings():
-        yield ChainRow(row["seq"], row["id"], row["chain_hash"], row_content(row))
-
-
-def verify(engine: Engine, trusted_certificates: Sequence[bytes] = ()) -> VerifyReport:
-    """Verify every chained journal in the database: the chain from its start (seq 1, or the last archived row
-    attested by an ARCHIVE checkpoint) through the newest checkpoint, and every checkpoint's signature (and
-    signer, when ``trusted_certificates`` pins it). Rows sealed after the checkpoints were read, and rows not
-    sealed yet, are counted, not judged."""
-    trusted = frozenset(certificate_fingerprint(pem) for pem in trusted_certificates) or None
-    report = VerifyReport(signer_pinned=trusted is not None)
-    # One snapshot for the checkpoints and the rows (PostgreSQL): an archive running meanwhile must not look like
-    # deleted rows. SQLite's read transaction is a snapshot already.
-    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
-    with engine.connect().execution_options(**snapshot) as connection, connection.begin():
-        for chained in CHAINED_TABLES:
-            report.chains.append(_verify_table(connection, chained, trusted))
-    return report
-
-
-def _verify_table(connection: Connection, chained: ChainedTable, trusted: frozenset[str] | None) -> ChainReport:
-    table = chained.table
-    chain = ChainReport(chained.name)
-    checkpoints = _stored_checkpoints(connection, chained.name)
-    archived = [c for c in checkpoints if c.kind == ARCHIVE]
-    start_seq, start_hash = 0, GENESIS
-    if archived:
-        base = max(archived, key=lambda c: c.last_seq)
-        problem = checkpoint_problem(base, trusted)
-        if problem is not None:
-            chain.problem = Problem(chained.name, "CHECKPOINT", f"archive checkpoint at seq {base.last_seq}: {problem}", base.last_seq)
-            return chain
-        start_seq, start_hash = base.last_seq, base.last_hash
-        chain.last_seq = start_seq
-    seals = [c for c in checkpoints if c.kind == SEAL and c.last_seq > start_seq]
-    # Checkpoints were read first: rows a sealer commits from now on lie beyond them and are left for next time.
-    up_to = max((c.last_seq for c in seals), default=start_seq)
-    check_chain(chain, _sealed_rows(connection, table, start_seq, up_to), start_seq, start_hash, seals, trusted)
-    if chain.problem is None:
-        below = connection.scalar(select(func.min(table.c.seq)).where(table.c.seq <= start_seq))
-        if below is not None:
-            chain.problem = Problem(chained.name, "REORDERED", f"seq {below} is still in the database but was archived", below)
-    chain.unsealed = connection.scalar(select(func.count()).select_from(table).where(table.c.seq.is_(None))) or 0
-    return chain
 
 
 # ---------------------------------------------------------------------------------------------- scheduling

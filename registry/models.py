@@ -7,6 +7,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# An extension of §5.4: how many calls a delivery point gets at once from one gateway process, unless set.
+DEFAULT_MAX_CONCURRENT_CALLS = 8
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -54,6 +57,8 @@ class DeliveryPoint(RegistryBase):
     max_error_interval_sec: Mapped[int | None] = mapped_column(Integer)
     security_mode: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 gateway, 2 +caller, 3 +encryption
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Calls in flight to this point per gateway process (a bulkhead, gateway/delivery/bulkhead.py).
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_CONCURRENT_CALLS)
 
 
 class InformationSystem(RegistryBase):

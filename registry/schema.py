@@ -12,6 +12,8 @@ from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from registry.models import DEFAULT_MAX_CONCURRENT_CALLS
+
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _LATIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _AVAILABILITY = re.compile(r"^\d{1,2}/\d{1,3}$")
@@ -113,6 +115,7 @@ class DeliveryPointEntry(_Entry):
     max_error_interval_sec: int | None = Field(default=None, ge=1)
     security_mode: Literal[0, 1, 2, 3] = 0
     enabled: bool = True
+    max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _throttling_complete(self) -> DeliveryPointEntry:

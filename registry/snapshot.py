@@ -6,6 +6,7 @@ process or by the CLI reaches every gateway process within that interval.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -14,9 +15,12 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from registry.models import DeliveryPoint, InformationSystem, RegistryVersion, Service
+from registry.models import DEFAULT_MAX_CONCURRENT_CALLS, DeliveryPoint, InformationSystem, RegistryVersion, Service
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class DeliveryPointView:
     enabled: bool
     adapter_name: str | None = None
     adapter_options: dict[str, str] | None = None
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS  # per gateway process
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,10 @@ class RegistryCache:
                     changed = read_version(session) != self._snapshot.version
                 if changed:
                     self._snapshot = build_snapshot(self._engine)
+            except SQLAlchemyError as exc:
+                # The registry in hand stays in force while the database cannot be read (at most one line per
+                # refresh interval); what needs the database (the journal) refuses on its own.
+                log.warning("registry refresh failed, keeping version %s: %s", self._snapshot.version, type(exc).__name__)
             finally:
                 self._lock.release()
         return self._snapshot

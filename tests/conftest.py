@@ -84,7 +84,7 @@ def provider(provider_emulator: SyncProviderEmulator) -> Iterator[SyncProviderEm
     provider_emulator.behaviour = ProviderBehaviour()
 
 
-PUSH_PATHS = ("provider", "initiator", "throttled", "flaky", "breaker", "slow", "bulk")
+PUSH_PATHS = ("provider", "initiator", "throttled", "flaky", "breaker", "slow", "bulk", "causes")
 
 
 class PushRecipients:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
+
+import pytest
+from lxml import etree
 
 from gateway.emulators.http import BackgroundServer
 from gateway.emulators.sync_provider import SyncProviderEmulator
@@ -79,3 +83,51 @@ def test_dtd_in_a_utf16_document(sync_url: str, provider: SyncProviderEmulator) 
     assert answer.error_code() == "SCE001"
     assert "DTD" in answer.fault_info().findtext("errorData")
     assert provider.received == []
+
+
+def data_with(attributes: str = "", content: str = "hello") -> str:
+    return f'<data xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"{attributes}>{content}</data>'
+
+
+def test_data_with_many_attributes_is_carried_in_linear_time(sync_url: str, provider: SyncProviderEmulator) -> None:
+    attributes = "".join(f' a{i}="{i}"' for i in range(1000))  # the most one element may have
+    started = time.monotonic()
+    answer = post(sync_url, sync_request(data=data_with(attributes)))
+    assert answer.status == 200, answer.body[:500]
+    assert time.monotonic() - started < 5
+    forwarded = etree.fromstring(provider.received[-1].body).find(".//requestData/data")
+    assert len(forwarded.attrib) == 1000 and forwarded.get("a999") == "999"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "content", "named"),
+    [
+        # copied one by one, 20,000 attributes took seconds (150,000 froze a worker)
+        ("".join(f' a{i}="v"' for i in range(20_000)), "x", "more than 1000 attributes"),
+        ("".join(f' xmlns:p{i}="urn:p:{i}"' for i in range(2_500)), "x", "more than 2000 namespaces"),
+        ("", "<n>" * 300 + "</n>" * 300, "nesting deeper than 256"),
+    ],
+    ids=["attributes", "namespaces", "depth"],
+)
+def test_documents_beyond_the_caps_are_refused_at_once(
+    sync_url: str, provider: SyncProviderEmulator, attributes: str, content: str, named: str
+) -> None:
+    started = time.monotonic()
+    answer = post(sync_url, sync_request(data=data_with(attributes, content)))
+    assert time.monotonic() - started < 2
+    assert answer.error_code() == "SCE001"
+    assert named in answer.fault_info().findtext("errorData")
+    assert provider.received == []
+
+
+def test_data_keeps_its_namespace_context(sync_url: str, provider: SyncProviderEmulator) -> None:
+    """Prefixes in scope go along (QName values refer to them); content in a default namespace stays in it."""
+    data = ('<d:data xmlns:d="urn:any" xmlns:q="urn:q" xmlns="urn:default" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+            ' kind="q:thing"><item>1</item><q:item>2</q:item></d:data>')
+    answer = post(sync_url, sync_request(data=data))
+    assert answer.status == 200, answer.body[:500]
+    forwarded = etree.fromstring(provider.received[-1].body).find(".//requestData/data")
+    assert forwarded is not None, "data must be unqualified"
+    assert forwarded.nsmap["q"] == "urn:q"
+    assert [child.tag for child in forwarded] == ["{urn:default}item", "{urn:q}item"]
+    assert b"<item xmlns=\"urn:default\">" in provider.received[-1].body

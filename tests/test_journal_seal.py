@@ -3,6 +3,7 @@ beside live traffic, and the ``journals`` commands. Runs on SQLite and PostgreSQ
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from journals.archive import ArchiveRefused, archive, verify_archive
 from journals.logging_journal import JournalRecord, LoggingJournal
 from journals.audit import AuditLogEntry, RegistrationJournalEntry
 from journals.models import IncidentJournalEntry, JournalChainHead, JournalCheckpoint, LoggingJournalEntry
-from journals.seal import seal, verify
+from journals.seal import seal
+from journals.verify import verify
 from tests.pki import participant
 
 LOGGING = LoggingJournalEntry.__table__
@@ -303,3 +305,95 @@ def test_the_scheduled_job_seals_in_the_background(engine: Engine, journals: Log
         scheduler.shutdown(wait=True)
     assert sorted(row_ids(engine)) == [1, 2, 3]
     assert verify(engine).ok
+
+
+# Stored values each database keeps but its driver cannot read back: (table, column, SQL value, what the report says).
+UNREADABLE_VALUES = {
+    "sqlite": [
+        ("journal_logging", "received_at", "'yesterday'", "cannot read received_at (Invalid isoformat string: 'yesterday')"),
+        ("journal_logging", "sender", "CAST(x'ff' AS TEXT)", "cannot read sender (Could not decode to UTF-8"),
+        ("journal_audit", "after", "'{not json'", "cannot read after (Expecting property name"),
+        ("journal_audit", "after", "'\"\\ud800\"'", "cannot hash a stored value ("),
+    ],
+    "postgresql": [
+        ("journal_logging", "received_at", "'infinity'", "cannot read received_at (timestamp too large (after year 10K)"),
+        ("journal_logging", "sent_at", "'0001-01-01 BC'", "cannot read sent_at (timestamp too small (before year 1)"),
+    ],
+}
+
+
+def audit_rows(engine: Engine, count: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(AuditLogEntry.__table__), [
+            {"at": datetime.now(UTC), "actor": "test", "operation": "CREATE", "entity": "services", "entity_key": f"S{n}",
+             "after": {"key": f"S{n}"}}
+            for n in range(count)
+        ])
+
+
+# The suite's database, as tests/conftest.py chooses it.
+DIALECT = "postgresql" if os.environ.get("GATEWAY_DATABASE_URL", "").startswith("postgresql") else "sqlite"
+
+
+@pytest.mark.parametrize(("table", "column", "value", "expected"), UNREADABLE_VALUES[DIALECT],
+                         ids=[f"{table}.{column}={value}" for table, column, value, _ in UNREADABLE_VALUES[DIALECT]])
+def test_a_stored_value_that_cannot_be_read_back_is_named_as_that_rows_mismatch(
+    engine: Engine, journals: LoggingJournal, signer: EnvelopeSigner, database_url: str, gateway_key: tuple[Path, Path],
+    table: str, column: str, value: str, expected: str,
+) -> None:
+    write(journals, 4)
+    audit_rows(engine, 4)
+    seal(engine, signer)
+    with engine.begin() as connection:
+        victim = connection.scalar(text(f"SELECT id FROM {table} WHERE seq = 3"))
+        connection.execute(text(f"UPDATE {table} SET {column} = {value} WHERE seq = 3"))
+
+    problem = next(p for p in verify(engine).problems if p.table == table)
+    assert (problem.kind, problem.seq, problem.row_id) == ("EDITED", 3, victim)
+    assert problem.message.startswith(f"row at seq 3 (id {victim}) does not match the chain: {expected}"), problem.message
+
+    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_SIGNING_CERT": str(gateway_key[1])}
+    result = CliRunner().invoke(journals_seal_group, ["verify"], env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"{table}: TAMPERED: row at seq 3 (id {victim}) does not match the chain: {expected}" in result.output
+
+
+def test_sealing_waits_at_a_row_it_cannot_read_and_archiving_refuses_it(
+    engine: Engine, journals: LoggingJournal, signer: EnvelopeSigner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(journals, 4, received_at=datetime.now(UTC) - timedelta(days=10))
+    value = "'yesterday'" if engine.dialect.name == "sqlite" else "'infinity'"
+    ids = sorted(row_ids_unsealed(engine))
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE journal_logging SET received_at = {value} WHERE id = :id"), {"id": ids[2]})
+    assert seal(engine, signer)["journal_logging"] == 2  # the rows before it; none skipped
+    assert f"journal_logging row id {ids[2]} cannot be sealed: cannot read received_at" in caplog.text
+    report = verify(engine)
+    assert report.ok and next(c for c in report.chains if c.table == "journal_logging").unsealed == 2
+
+    with engine.begin() as connection:  # repaired: sealing goes on
+        connection.execute(update(LOGGING).where(LOGGING.c.id == ids[2]).values(received_at=datetime.now(UTC) - timedelta(days=10)))
+    assert seal(engine, signer)["journal_logging"] == 2
+    with engine.begin() as connection:  # broken again once sealed: archiving refuses to carry it into a signed file
+        connection.execute(text(f"UPDATE journal_logging SET sent_at = {value} WHERE id = :id"), {"id": ids[1]})
+    with pytest.raises(ArchiveRefused, match=rf"journal_logging: row at seq 2 \(id {ids[1]}\) does not match the chain: cannot read sent_at"):
+        archive(engine, signer, datetime.now(UTC) - timedelta(days=5), tmp_path)
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def row_ids_unsealed(engine: Engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.scalars(select(LOGGING.c.id).where(LOGGING.c.seq.is_(None))))
+
+
+def test_a_checkpoint_whose_values_cannot_be_read_back_is_named(engine: Engine, journals: LoggingJournal, signer: EnvelopeSigner, tmp_path: Path) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite lets text into a number column")
+    write(journals, 3, received_at=datetime.now(UTC) - timedelta(days=10))
+    seal(engine, signer)
+    with engine.begin() as connection:
+        checkpoint = connection.scalar(select(CHECKPOINT.c.id).where(CHECKPOINT.c.table_name == "journal_logging"))
+        connection.execute(text("UPDATE journal_checkpoint SET last_seq = 'three' WHERE id = :id"), {"id": checkpoint})
+    assert logging_problem(engine) == f"checkpoint id {checkpoint}: last_seq of the wrong kind"
+    with pytest.raises(ArchiveRefused, match=f"checkpoint id {checkpoint}: last_seq of the wrong kind"):
+        archive(engine, signer, datetime.now(UTC) - timedelta(days=5), tmp_path)

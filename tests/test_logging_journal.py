@@ -60,3 +60,49 @@ def test_a_failed_commit_is_reported_to_every_writer_in_it(tmp_path) -> None:
         worker.join(timeout=30)
     assert len(errors) == 6
     engine.dispose()
+
+
+def bad_records(engine: Engine) -> list[JournalRecord]:
+    """Rows the database refuses: a NULL where a value is required, and (where the column length is enforced)
+    a value longer than its column."""
+    refused = [JournalRecord(channel=None, state="DELIVERED")]  # type: ignore[arg-type]
+    if engine.dialect.name == "postgresql":
+        refused.append(JournalRecord(channel="SYNC", state="DELIVERED", message_id="x" * 300))
+    return refused
+
+
+def test_a_bad_row_fails_only_its_own_writer(engine: Engine) -> None:
+    journal = LoggingJournal(engine)
+    marker = f"{{{uuid.uuid4()}}}"
+    refused = bad_records(engine)
+    start = threading.Barrier(16)
+    failures: list[int] = []
+    good_failures: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        start.wait(timeout=30)
+        for n in range(20):
+            if index < 4:
+                try:
+                    journal.write([refused[n % len(refused)]])
+                except Exception:  # noqa: BLE001 - the refusal is what this writer expects
+                    failures.append(index)
+                else:
+                    raise AssertionError("a refused row was committed")
+            else:
+                try:
+                    journal.write([JournalRecord(channel="SYNC", state="DELIVERED", message_id=f"{index}-{n}", session_id=marker)])
+                except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                    good_failures.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not any(worker.is_alive() for worker in workers), "a writer never came back"
+    assert good_failures == []
+    assert len(failures) == 4 * 20
+    with Session(engine) as session:
+        written = list(session.scalars(select(LoggingJournalEntry.message_id).where(LoggingJournalEntry.session_id == marker)))
+    assert sorted(written) == sorted(f"{i}-{n}" for i in range(4, 16) for n in range(20))

@@ -152,3 +152,13 @@ def test_journal_query_and_export_commands(cli, engine: Engine) -> None:  # noqa
     finally:
         with Session(engine) as session, session.begin():
             session.execute(delete(LoggingJournalEntry).where(LoggingJournalEntry.id.in_(ids)))
+
+
+@pytest.mark.parametrize("bound", ["--from", "--to"])
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+0500", "9999-12-31T23:00:00-0500"])
+def test_journal_commands_refuse_a_time_utc_cannot_hold(cli, bound: str, when: str) -> None:  # noqa: ANN001
+    from gateway.commands.registry_admin import journals_export, journals_query
+
+    for command in (journals_query, journals_export):
+        refused = cli(command, bound, when, code=2)
+        assert f"Invalid value for '{bound}'" in refused.output and "once in UTC" in refused.output

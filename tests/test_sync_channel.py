@@ -62,11 +62,13 @@ def test_zeep_client_from_served_wsdl_gets_the_providers_answer(
 
     rows = journal_rows(engine, info["sessionId"])
     assert [(r.message_type, r.sender, r.recipient, r.state) for r in rows] == [
+        ("REQUEST", "pep", "gbdfl", "ON_DELIVERY"),  # durable before the provider was called
         ("REQUEST", "pep", "gbdfl", "DELIVERED"),
         ("RESPONSE", "gbdfl", "pep", "DELIVERED"),
     ]
-    request_row, response_row = rows
-    assert request_row.message_id == message_id
+    forwarding_row, request_row, response_row = rows
+    assert forwarding_row.message_id == request_row.message_id == message_id
+    assert forwarding_row.sent_at == request_row.sent_at
     assert response_row.message_id == info["messageId"]
     assert all(r.channel == "SYNC" and r.service_id == "GbdflPersonInfo" and r.error_code is None for r in rows)
     assert request_row.received_at <= request_row.sent_at <= response_row.received_at <= response_row.sent_at

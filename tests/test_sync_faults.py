@@ -28,9 +28,12 @@ def assert_fault(answer: Answer, code: str, faultcode: str) -> None:
 
 
 def assert_journalled(engine: Engine, answer: Answer, code: str, state: str) -> None:
-    rows = journal_rows(engine, answer.session_id())
+    rows = [row for row in journal_rows(engine, answer.session_id()) if row.message_type == "REQUEST"]
     assert rows, "a refused request is journalled too"
-    assert rows[0].state == state and rows[0].error_code == code and rows[0].channel == "SYNC"
+    outcome = rows[-1]
+    assert outcome.state == state and outcome.error_code == code and outcome.channel == "SYNC"
+    # A request that reached the provider's side was journalled as sent before the call, a refused one only once.
+    assert [row.state for row in rows[:-1]] == ([] if state == "REJECTED" else ["ON_DELIVERY"])
 
 
 @pytest.mark.parametrize(
@@ -163,6 +166,7 @@ def test_provider_fault_is_passed_on_as_sub_error(sync_url: str, engine: Engine,
     )
     rows = journal_rows(engine, answer.session_id())
     assert [(r.message_type, r.state, r.error_code) for r in rows] == [
+        ("REQUEST", "ON_DELIVERY", None),
         ("REQUEST", "DELIVERED", "SCE011"),
         ("RESPONSE", "DELIVERED", "SCE011"),
     ]

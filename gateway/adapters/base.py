@@ -46,9 +46,14 @@ class BackendAdapter(Protocol):
     name: str
     namespace: str  # target namespace of xsd/adapters/<name>.xsd
 
-    def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
         """Carry out the operation ``data`` names (its element name), finishing before ``deadline``
-        (a ``time.monotonic()`` value)."""
+        (a ``time.monotonic()`` value).
+
+        ``request_key`` is the gateway's stable identity of the request (the stored REQUEST's messageId on the
+        asynchronous channel). A delivery worker that dies mid-call leaves its task to another, which calls
+        ``handle`` again with the same ``data`` and key: whatever the first call created at the backend must
+        then be found again, never created a second time (docs/adapters.md, "Repeats")."""
         ...
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:

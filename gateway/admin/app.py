@@ -10,19 +10,39 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import chain
 from typing import Any
-from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
+from gateway.admin.inputs import (
+    MAX_INTEGER,
+    ApiError,
+    boolean_parameter,
+    integer_parameter,
+    parse_json,
+    path_parameters,
+    query_parameters,
+    read_body,
+    time_value,
+)
 from gateway.admin.tokens import Principal, authenticate
 from gateway.config import Settings
 from gateway.maintenance import maintenance_state, set_maintenance
 from journals import incidents
-from journals.queries import LoggingQuery, csv_chunks, iter_logging, json_chunks, query_audit, query_logging, query_registration
+from journals.queries import (
+    JournalUnreadable,
+    LoggingQuery,
+    csv_chunks,
+    iter_logging,
+    json_chunks,
+    query_audit,
+    query_logging,
+    query_registration,
+)
 from registry.admin import KINDS, EntityConflict, EntityNotFound, EntryInvalid, RegistryAdmin
 from registry.export import export_registry
 from journals.times import iso_utc
@@ -30,20 +50,13 @@ from journals.times import iso_utc
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
-MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPE = "application/json"
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-            422: "Unprocessable Content", 500: "Internal Server Error"}
-
-
-class ApiError(Exception):
-    """An error answered as JSON ``{"error": message, "problems": [...]}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, problems: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problems = problems
+            422: "Unprocessable Content", 500: "Internal Server Error", 505: "HTTP Version Not Supported"}
+# A streamed body has no length: only chunked transfer coding (HTTP/1.1) lets a client tell a stream cut off by
+# a failure from a complete one; an HTTP/1.0 body simply ends when the connection closes.
+STREAMING_PROTOCOLS = frozenset({"HTTP/1.1"})
 
 
 @dataclass(frozen=True)
@@ -56,19 +69,19 @@ class Request:
     body: bytes
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError as exc:
-            raise ApiError(400, f"the body is not JSON: {exc}") from exc
+        """The body as JSON, checked by :func:`gateway.admin.inputs.parse_json`."""
+        return parse_json(self.body)
 
 
 @dataclass(frozen=True)
 class Response:
-    """A handler's answer; ``chunks`` streams a large body instead of ``body``."""
+    """A handler's answer: ``body`` as JSON, or ``text`` as it is, or ``chunks`` streamed (a body of unknown
+    length, which only HTTP/1.1 clients get: see :data:`STREAMING_PROTOCOLS`)."""
 
     status: int
     body: Any = None
     content_type: str = JSON_TYPE
+    text: str | None = None
     chunks: Iterator[str] | None = None
     filename: str | None = None
 
@@ -83,6 +96,7 @@ class Route:
     handler: str
     summary: str
     administrator_only: bool = False
+    streamed: bool = False  # answered with a body of unknown length: see STREAMING_PROTOCOLS
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -105,7 +119,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/registry/information-systems/{key}/reset-credentials", True, "reset_credentials",
           "Set a new password (random unless given) and return it once"),
     Route("GET", "/journals/logging", False, "logging", "Query the logging journal (paged)"),
-    Route("GET", "/journals/logging/export", False, "logging_export", "Export the logging journal as CSV or JSON"),
+    Route("GET", "/journals/logging/export", False, "logging_export", "Export the logging journal as CSV or JSON",
+          streamed=True),
     Route("GET", "/journals/registration", False, "registration", "The IS interaction registration journal (paged)"),
     Route("GET", "/audit", False, "audit", "The audit log of administrative changes (paged)"),
     Route("GET", "/maintenance", False, "maintenance", "Whether maintenance mode is on"),
@@ -116,36 +131,13 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def _int(query: dict[str, str], name: str) -> int | None:
-    value = query.get(name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
-    if not 0 <= number < 2**63:
-        raise ApiError(400, f"{name} must be between 0 and 2^63 - 1")
-    return number
-
-
-def _time(query: dict[str, Any], name: str) -> datetime | None:
-    value = query.get(name)
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} must be an ISO 8601 date-time") from None
-
-
 def logging_query(query: dict[str, str]) -> LoggingQuery:
     """The logging-journal filters of a query string (camelCase names, as in the journal's JSON)."""
     return LoggingQuery(
         message_id=query.get("messageId"), correlation_id=query.get("correlationId"), sender=query.get("sender"),
         recipient=query.get("recipient"), service_id=query.get("serviceId"), state=query.get("state"),
         channel=query.get("channel"), session_id=query.get("sessionId"),
-        since=_time(query, "from"), until=_time(query, "to"),
+        since=time_value(query.get("from"), "from"), until=time_value(query.get("to"), "to"),
     )
 
 
@@ -162,7 +154,10 @@ class AdminApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            response = self._dispatch(environ)
+            response = _started(self._dispatch(environ), environ.get("SERVER_PROTOCOL", ""))
+        except JournalUnreadable as exc:
+            log.error("admin API: %s", exc)
+            response = Response(500, {"error": str(exc)})
         except ApiError as exc:
             body: dict[str, Any] = {"error": str(exc)}
             if exc.problems is not None:
@@ -190,9 +185,9 @@ class AdminApp:
         route, match = chosen
         if (route.writes or route.administrator_only) and not principal.can_write:
             raise ApiError(403, f"the {principal.role} role may not {route.summary[0].lower()}{route.summary[1:]}")
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=False).items()}
-        body = _read_body(environ) if method in ("POST", "PUT", "PATCH") else b""
-        return getattr(self, "_" + route.handler)(Request(principal, match.groupdict(), query, body))
+        query = query_parameters(environ.get("QUERY_STRING", ""))
+        body = read_body(environ) if method in ("POST", "PUT", "PATCH") else b""
+        return getattr(self, "_" + route.handler)(Request(principal, path_parameters(match.groupdict()), query, body))
 
     def _principal(self, environ: dict[str, Any]) -> Principal:
         header = environ.get("HTTP_AUTHORIZATION") or ""
@@ -222,8 +217,9 @@ class AdminApp:
         return Response(200, after.as_json())
 
     def _incidents(self, request: Request) -> Response:
-        open_only = request.query.get("open", "false").lower() == "true"
-        limit, offset = min(_int(request.query, "limit") or 100, MAX_INCIDENTS_PAGE), _int(request.query, "offset") or 0
+        open_only = boolean_parameter(request.query, "open")
+        limit = min(integer_parameter(request.query, "limit") or 100, MAX_INCIDENTS_PAGE)
+        offset = integer_parameter(request.query, "offset") or 0
         return Response(200, {"items": [_incident_json(i) for i in incidents.list_incidents(self.engine, open_only, limit, offset)]})
 
     def _record_incident(self, request: Request) -> Response:
@@ -237,13 +233,16 @@ class AdminApp:
                 raise ApiError(422, f"{key} is not a column an administrator records; one of {', '.join(INCIDENT_FIELDS)}")
             if value is not None and not isinstance(value, str):
                 raise ApiError(422, f"{key} must be a string")
-            values[column] = _time({key: value}, key) if column.endswith("_at") else value
+            values[column] = time_value(value, key) if column.endswith("_at") else value
         with _incident_errors():
             return Response(200, _incident_json(incidents.record(self.engine, _number(request), **values)))
 
     def _close_incident(self, request: Request) -> Response:
         body = request.json() if request.body else {}
         body = body if isinstance(body, dict) else {}
+        for key in ("measuresTaken", "employeeName"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise ApiError(422, f"{key} must be a string")
         with _incident_errors():
             closed = incidents.close(self.engine, _number(request), body.get("measuresTaken"), body.get("employeeName"))
         return Response(200, _incident_json(closed))
@@ -252,7 +251,7 @@ class AdminApp:
         return Response(200, {"name": request.principal.name, "role": request.principal.role})
 
     def _export(self, _request: Request) -> Response:
-        return Response(200, content_type="application/yaml; charset=utf-8", chunks=iter([export_registry(self.engine)]),
+        return Response(200, content_type="application/yaml; charset=utf-8", text=export_registry(self.engine),
                         filename="registry.yaml")
 
     def _list(self, request: Request) -> Response:
@@ -294,8 +293,8 @@ class AdminApp:
         return Response(200, {"senderId": request.params["key"], "password": new})
 
     def _logging(self, request: Request) -> Response:
-        page = query_logging(self.engine, logging_query(request.query), _int(request.query, "after"),
-                             _int(request.query, "limit") or 100)
+        page = query_logging(self.engine, logging_query(request.query), integer_parameter(request.query, "after"),
+                             integer_parameter(request.query, "limit") or 100)
         return Response(200, _page_body(page))
 
     def _logging_export(self, request: Request) -> Response:
@@ -308,13 +307,13 @@ class AdminApp:
         raise ApiError(400, "format must be csv or json")
 
     def _registration(self, request: Request) -> Response:
-        page = query_registration(self.engine, request.query.get("service"), _int(request.query, "after"),
-                                  _int(request.query, "limit") or 100)
+        page = query_registration(self.engine, request.query.get("service"), integer_parameter(request.query, "after"),
+                                  integer_parameter(request.query, "limit") or 100)
         return Response(200, _page_body(page))
 
     def _audit(self, request: Request) -> Response:
         page = query_audit(self.engine, request.query.get("entity"), request.query.get("key"), request.query.get("actor"),
-                           _int(request.query, "after"), _int(request.query, "limit") or 100)
+                           integer_parameter(request.query, "after"), integer_parameter(request.query, "limit") or 100)
         return Response(200, _page_body(page))
 
 
@@ -363,10 +362,10 @@ def _incident_json(incident: incidents.Incident) -> dict[str, Any]:
 
 
 def _number(request: Request) -> int:
-    try:
-        return int(request.params["number"])
-    except ValueError:
-        raise ApiError(404, f"no incident {request.params['number']}") from None
+    number = request.params["number"]
+    if not number.isascii() or not number.isdigit() or int(number) > MAX_INTEGER:
+        raise ApiError(404, f"no incident {number}")
+    return int(number)
 
 
 @contextmanager
@@ -379,19 +378,34 @@ def _incident_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from exc
     except ValueError as exc:
         raise ApiError(422, str(exc)) from exc
+    except DataError as exc:
+        raise ApiError(422, "a value does not fit the incident journal's columns (too long)") from exc
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
-    length = environ.get("CONTENT_LENGTH") or ""
-    if not length.isdigit():
-        body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
-    elif int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, f"bodies are limited to {MAX_BODY_BYTES} bytes")
-    else:
-        body = environ["wsgi.input"].read(int(length))
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"bodies are limited to {MAX_BODY_BYTES} bytes")
-    return body
+def _started(response: Response, protocol: str) -> Response:
+    """``response`` with its stream's first chunk already made, so that whatever fails before the first byte
+    (a query refused, a database down) is answered with an error status instead of a 200 cut short."""
+    if response.chunks is None:
+        return response
+    if protocol not in STREAMING_PROTOCOLS:
+        raise ApiError(505, f"this answer is streamed with chunked transfer coding, which {protocol or 'the request'} "
+                            "lacks (a stream cut off by a failure would look complete): ask with HTTP/1.1")
+    first = next(response.chunks, "")
+    return replace(response, chunks=chain([first], response.chunks))
+
+
+def _streamed(chunks: Iterator[str], filename: str | None) -> Iterator[bytes]:
+    """Encode ``chunks``; a failure mid-way is raised on to the server, which then closes the connection without
+    the terminating chunk, so the client sees an incomplete body rather than a short export that looks whole."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            data = chunk.encode()
+            sent += len(data)
+            yield data
+    except Exception as exc:
+        log.error("admin API: %s aborted after %d bytes: %s", filename or "stream", sent, exc)
+        raise
 
 
 def _send(start_response: StartResponse, response: Response, extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
@@ -401,8 +415,11 @@ def _send(start_response: StartResponse, response: Response, extra: list[tuple[s
     status = f"{response.status} {_REASONS.get(response.status, '')}"
     if response.chunks is not None:
         start_response(status, headers)
-        return (chunk.encode() for chunk in response.chunks)
-    body = b"" if response.status == 204 else json.dumps(response.body, ensure_ascii=False).encode()
+        return _streamed(response.chunks, response.filename)
+    if response.text is not None:
+        body = response.text.encode()
+    else:
+        body = b"" if response.status == 204 else json.dumps(response.body, ensure_ascii=False).encode()
     start_response(status, [*headers, ("Content-Length", str(len(body)))])
     return [body]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from gateway.admin.app import ROUTES, Route
+from gateway.admin.app import INCIDENT_FIELDS, ROUTES, Route
+from gateway.admin.inputs import MAX_INTEGER
 from registry.admin import KINDS
 from registry.schema import ServiceUserEntry
 
@@ -17,13 +18,22 @@ _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$
 _PAGE = {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}},
                                           "nextAfter": {"type": ["integer", "null"]}}}
 _LOGGING_FILTERS = ("messageId", "correlationId", "sender", "recipient", "serviceId", "state", "channel", "sessionId")
+_ID = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {"kind": {"type": "string", "enum": list(KINDS)}, "number": _ID}
+_TEXT = {"type": ["string", "null"]}
+_OBJECT_BODIES: dict[str, dict[str, Any]] = {
+    "set_maintenance": {"type": "object", "required": ["on"], "properties": {"on": {"type": "boolean"}, "reason": _TEXT}},
+    "record_incident": {"type": "object", "additionalProperties": False, "properties": {
+        api: {"type": ["string", "null"], "format": "date-time"} if column.endswith("_at") else _TEXT
+        for api, column in INCIDENT_FIELDS.items()}},
+    "close_incident": {"type": "object", "properties": {"measuresTaken": _TEXT, "employeeName": _TEXT}},
+}
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
     for name in re.findall(r"\{(\w+)\}", route.template):
-        schema: dict[str, Any] = {"type": "string", "enum": list(KINDS)} if name == "kind" else {"type": "string"}
-        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+        parameters.append({"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, {"type": "string"})})
 
     def query(name: str, schema: dict[str, Any], description: str = "") -> None:
         parameters.append({"name": name, "in": "query", "schema": schema, "description": description})
@@ -36,8 +46,12 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     if route.template == "/journals/logging/export":
         query("format", {"type": "string", "enum": ["csv", "json"], "default": "json"})
     elif route.handler in ("logging", "registration", "audit"):
-        query("after", {"type": "integer"}, "continue after this id (nextAfter of the previous page)")
-        query("limit", {"type": "integer", "maximum": 1000, "default": 100})
+        query("after", _ID, "continue after this id (nextAfter of the previous page)")
+        query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}, "0: the default")
+    if route.handler == "incidents":
+        query("open", {"type": "boolean", "default": False}, "only incidents not closed yet")
+        query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}, "0: the default")
+        query("offset", _ID, "skip this many")
     if route.handler == "registration":
         query("service", {"type": "string"})
     if route.handler == "audit":
@@ -56,6 +70,9 @@ def _body(route: Route) -> dict[str, Any] | None:
     if route.handler == "reset_credentials":
         return {"required": False, "content": {"application/json": {"schema": {
             "type": "object", "properties": {"password": {"type": "string", "minLength": 8}}}}}}
+    schema = _OBJECT_BODIES.get(route.handler)
+    if schema is not None:
+        return {"required": route.handler != "close_incident", "content": {"application/json": {"schema": schema}}}
     return None
 
 
@@ -65,10 +82,18 @@ def _responses(route: Route) -> dict[str, Any]:
     if route.handler in ("logging", "registration", "audit"):
         ok = {"200": {"description": "a page", "content": {"application/json": {"schema": _PAGE}}}}
     responses: dict[str, Any] = {**ok, "401": _ERROR}
-    if route.writes or route.administrator_only:
-        responses["403"] = _ERROR
-    if route.writes:
-        responses.update({"404": _ERROR, "409": _ERROR, "422": _ERROR})
+    takes_input = bool(_parameters(route)) or _body(route) is not None
+    for status, applies in (
+        ("400", takes_input),  # a value the API refuses before anything else: NUL, a time outside UTC, bad JSON
+        ("403", route.writes or route.administrator_only),
+        ("404", route.writes or "{" in route.template),
+        ("409", route.writes),
+        ("413", _body(route) is not None),
+        ("422", route.writes),
+        ("505", route.streamed),  # asked with HTTP/1.0, which cannot show a stream was cut off
+    ):
+        if applies:
+            responses[status] = _ERROR
     return responses
 
 

@@ -1,8 +1,14 @@
-"""The synchronous channel's use case: authenticate, authorise, route, call the provider, journal."""
+"""The synchronous channel's use case: authenticate, authorise, route, journal, call the provider.
+
+The journal's REQUEST row (state ON_DELIVERY) is durable before the provider is called: if it cannot be written the
+provider is not called and the caller gets SCE909, so a retrying caller never runs a service that left no trace.
+The outcome rows (the REQUEST's final state and the RESPONSE) follow when the exchange ends.
+"""
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,12 +26,13 @@ from gateway.security.callers import (
 )
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
-from journals.logging_journal import JournalRecord
+from journals.logging_journal import JournalRecord, LoggingJournal
 from gateway.channels.routing import resolve_delivery_point
 from registry.snapshot import DeliveryPointView, RegistryCache
 
 log = logging.getLogger(__name__)
 SYNC_CALL_MODE = 1
+ON_DELIVERY = "ON_DELIVERY"  # the REQUEST row written before the provider is called
 
 
 class ProviderCaller(Protocol):
@@ -39,6 +46,9 @@ class ProviderCaller(Protocol):
         deadline: float,
         recipient: x509.Certificate | None = None,
     ) -> SyncResponse: ...
+
+    def admit(self, point: DeliveryPointView) -> Callable[[], None]:
+        """A slot of ``point``'s bulkhead (its release), or GatewayError(PROVIDER_BUSY) at once."""
 
 
 def _now() -> datetime:
@@ -61,41 +71,50 @@ class SyncExchange:
     sign_answer: bool = False
     answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
 
-    def journal_records(self, finished_at: datetime) -> list[JournalRecord]:
-        """The request row, and the response row when the provider answered (answer or fault)."""
+    def _common(self) -> dict[str, object]:
         request = self.request
-        duration = (time.monotonic() - self.started) * 1000
-        error_code = self.error.error.code if self.error else None
-        common = dict(
+        return dict(
             channel="SYNC",
             service_id=request.service_id if request else None,
             route_id=request.route_id if request else None,
             session_id=self.session_id,
             correlation_id=request.correlation_id if request else None,
         )
+
+    def _request_record(self, state: str, error_code: str | None = None) -> JournalRecord:
+        request = self.request
+        return JournalRecord(
+            message_id=request.message_id if request else None,
+            received_at=self.received_at,
+            sent_at=self.forwarded_at,
+            message_type="REQUEST",
+            sender=request.sender_id if request else None,
+            recipient=self.recipient,
+            state=state,
+            error_code=error_code,
+            duration_ms=(time.monotonic() - self.started) * 1000,
+            **self._common(),  # type: ignore[arg-type]
+        )
+
+    def forwarding_record(self) -> JournalRecord:
+        """The REQUEST row written before the provider is called: received, sent on, outcome not yet known."""
+        return self._request_record(ON_DELIVERY)
+
+    def journal_records(self, finished_at: datetime) -> list[JournalRecord]:
+        """The request row with the exchange's outcome, and the response row when the provider answered (answer
+        or fault)."""
+        request = self.request
+        error_code = self.error.error.code if self.error else None
         if self.forwarded_at is None:
             state = "REJECTED"
         elif self.answered_at is None:
             state = "NOT_DELIVERED"
         else:
             state = "DELIVERED"
-        records = [
-            JournalRecord(
-                message_id=request.message_id if request else None,
-                received_at=self.received_at,
-                sent_at=self.forwarded_at,
-                message_type="REQUEST",
-                sender=request.sender_id if request else None,
-                recipient=self.recipient,
-                state=state,
-                error_code=error_code,
-                duration_ms=duration,
-                **common,
-            )
-        ]
+        records = [self._request_record(state, error_code)]
         if self.answered_at is not None:
             records.append(
-                JournalRecord(
+                JournalRecord(  # the duration as on the request row: receipt to answer
                     message_id=self.response.message_id if self.response else None,
                     received_at=self.answered_at,
                     sent_at=finished_at,
@@ -104,8 +123,8 @@ class SyncExchange:
                     recipient=request.sender_id if request else None,
                     state="DELIVERED",
                     error_code=error_code,
-                    duration_ms=duration,
-                    **common,
+                    duration_ms=records[0].duration_ms,
+                    **self._common(),  # type: ignore[arg-type]
                 )
             )
         return records
@@ -123,7 +142,9 @@ class SyncChannel:
         provider: ProviderCaller,
         signatures: CallerSignatures,
         can_sign: bool,
+        journal: LoggingJournal,
     ) -> None:
+        self._journal = journal
         self._registry = registry
         self._authenticator = authenticator
         self._provider = provider
@@ -168,13 +189,25 @@ class SyncChannel:
             if provider_certificate is None:
                 log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",
                             point.id, owner.sender_id)
-        exchange.forwarded_at = _now()
+        release = self._provider.admit(point)  # before forwarding: a point at its limit is a REJECTED refusal
         try:
+            self._journal_forwarding(exchange)
             response = self._provider.call(point, request, exchange.session_id, deadline, provider_certificate)
         except GatewayError as exc:
             if exc.error in (ErrorCode.PROVIDER_FAULT, ErrorCode.PROVIDER_RESPONSE_INVALID):
                 exchange.answered_at = _now()
             raise
+        finally:
+            release()
         exchange.answered_at = _now()
         exchange.response = response
         return response
+
+    def _journal_forwarding(self, exchange: SyncExchange) -> None:
+        """Make the REQUEST row durable before the provider is called, or refuse to call it."""
+        exchange.forwarded_at = _now()
+        try:
+            self._journal.write([exchange.forwarding_record()])
+        except Exception as exc:
+            exchange.forwarded_at = None
+            raise GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable; the request was not forwarded") from exc

@@ -10,7 +10,8 @@ from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.security.keys import load_keys
 from journals.archive import ArchiveRefused, archive, verify_archive
-from journals.seal import VerifyReport, seal, verify
+from journals.seal import seal
+from journals.verify import VerifyReport, verify
 
 
 def _signer(settings: Settings):  # noqa: ANN202 - an EnvelopeSigner

@@ -23,6 +23,7 @@ from gateway.admin.tokens import ROLES, TokenError, create_token, list_tokens, r
 from gateway.config import Settings
 from gateway.db import make_engine
 from journals.queries import LoggingQuery, csv_chunks, iter_logging, json_chunks, query_logging
+from journals.times import OutOfRange, to_utc
 from registry.admin import KINDS, EntityConflict, EntityNotFound, EntryInvalid, RegistryAdmin
 from registry.export import export_registry
 
@@ -220,14 +221,25 @@ def tokens_revoke(name: str) -> None:
     click.echo(f"token {name} revoked")
 
 
+class UtcDateTime(click.DateTime):
+    """A time on the command line, UTC unless a zone is given; one UTC cannot hold is refused like a typo."""
+
+    def __init__(self) -> None:
+        super().__init__(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return to_utc(super().convert(value, param, ctx))
+        except OutOfRange as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _logging_options(command: Any) -> Any:
     """The logging-journal filters shared by ``journals query`` and ``journals export``."""
     for name in ("message-id", "correlation-id", "sender", "recipient", "service-id", "state", "channel", "session-id"):
         command = click.option(f"--{name}")(command)
-    command = click.option("--from", "since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
-                           help="received at or after (UTC unless a zone is given)")(command)
-    return click.option("--to", "until", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
-                        help="received before")(command)
+    command = click.option("--from", "since", type=UtcDateTime(), help="received at or after (UTC unless a zone is given)")(command)
+    return click.option("--to", "until", type=UtcDateTime(), help="received before")(command)
 
 
 @click.command("query")

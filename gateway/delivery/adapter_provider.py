@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cryptography import x509
 
 from gateway.adapters.envelope_data import adapter_payload, wrap_data
 from gateway.adapters.pool import AdapterPool
+from gateway.delivery.bulkhead import Bulkhead
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from gateway.soap.values import format_datetime
@@ -15,11 +17,18 @@ from registry.snapshot import DeliveryPointView
 
 
 class DeliveryPointCaller:
-    """Calls a delivery point's SOAP provider, or its adapter when the point names one."""
+    """Calls a delivery point's SOAP provider, or its adapter when the point names one, behind the process's
+    bulkhead (``maxConcurrentCalls`` per point, threads minus the reserved ones in all)."""
 
-    def __init__(self, soap: SoapProviderCaller, adapters: AdapterPool) -> None:
+    def __init__(self, soap: SoapProviderCaller, adapters: AdapterPool, bulkhead: Bulkhead) -> None:
         self._soap = soap
         self._adapters = adapters
+        self.bulkhead = bulkhead
+
+    def admit(self, point: DeliveryPointView) -> Callable[[], None]:
+        """Take one of ``point``'s slots before anything is sent, or raise ``SCE027`` at once; call the returned
+        function when the call is over."""
+        return self.bulkhead.admit(point)
 
     def call(
         self,
@@ -34,7 +43,8 @@ class DeliveryPointCaller:
         if point.adapter_name is None:
             return self._soap.call(point, request, session_id, deadline, recipient)
         adapter = self._adapters.adapter_for(point)
-        answer = adapter.handle(adapter_payload(request.data, adapter), deadline)
+        # A caller that sends the same messageId again (after a timeout, say) finds what its first call created.
+        answer = adapter.handle(adapter_payload(request.data, adapter), deadline, request_key=f"{request.sender_id}:{request.message_id}")
         return SyncResponse(
             message_id=str(uuid.uuid4()),
             correlation_id=request.message_id,

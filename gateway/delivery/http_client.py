@@ -2,10 +2,13 @@
 keep-alive connections, each bounded by the time left in its budget."""
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.client import IncompleteRead, RemoteDisconnected
 
 import urllib3
 from urllib3.exceptions import (
@@ -64,17 +67,19 @@ class HttpClient:
                 content = response.read(self._max_response_bytes + 1)
             finally:
                 response.release_conn()
-        except (ReadTimeoutError, TimeoutError) as exc:
-            raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, f"no answer from {url} in {remaining:.1f} s") from exc
+        except NewConnectionError as exc:  # first: urllib3 makes it a subclass of ConnectTimeoutError
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {connection_failure(exc)}") from exc
         except ConnectTimeoutError as exc:
-            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"connecting to {url} timed out") from exc
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: timed out connecting") from exc
+        except (ReadTimeoutError, TimeoutError) as exc:
+            raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, f"{url}: timed out, no answer in {remaining:.1f} s") from exc
         except MaxRetryError as exc:
             reason = exc.reason
             if isinstance(reason, ReadTimeoutError):
-                raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, f"no answer from {url} in {remaining:.1f} s") from exc
-            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {_reason(reason)}") from exc
-        except (NewConnectionError, ProtocolError, HTTPError, OSError) as exc:
-            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {_reason(exc)}") from exc
+                raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, f"{url}: timed out, no answer in {remaining:.1f} s") from exc
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {connection_failure(reason)}") from exc
+        except (ProtocolError, HTTPError, OSError) as exc:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {connection_failure(exc)}") from exc
         if len(content) > self._max_response_bytes:
             raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"answer larger than {self._max_response_bytes} bytes")
         return HttpAnswer(status=response.status, body=content, headers=response.headers)
@@ -101,9 +106,28 @@ class HttpClient:
             self._targets.clear()
 
 
-def _reason(exc: BaseException | None) -> str:
+# What a failed connection is called in the journals, by the operating system's error behind it.
+_CONNECTION_FAILURES = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EPIPE: "connection closed while sending",
+}
+
+
+def connection_failure(exc: BaseException | None) -> str:
+    """What went wrong with a connection, in words an operator can act on (``connection refused``, ``name not
+    resolved``, ``connection closed without an answer``), else urllib3's own text without its object reprs."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "name not resolved"
+        if isinstance(seen, OSError) and seen.errno in _CONNECTION_FAILURES:
+            return _CONNECTION_FAILURES[seen.errno]
+        if isinstance(seen, (RemoteDisconnected, IncompleteRead)):
+            return "connection closed without a complete answer"
+        seen = seen.__cause__ or seen.__context__
     if exc is None:
         return "connection failed"
-    text = str(exc)
-    # urllib3 prefixes messages with object reprs; keep the human part.
-    return text.split(">: ", 1)[-1][:300]
+    return str(exc).split(">: ", 1)[-1][:300]

@@ -1,8 +1,10 @@
 """Running delivery workers on APScheduler: the polling job and the half-open probe job."""
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
@@ -12,6 +14,7 @@ from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.http_client import HttpClient
 from gateway.delivery.late import check_late_deliveries
+from gateway.failure_log import FailureLog
 from gateway.metrics import process_metrics
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.security.keys import load_keys
@@ -19,6 +22,21 @@ from gateway.store.messages import MessageStore
 from journals.seal import schedule_sealing
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
+
+log = logging.getLogger(__name__)
+failures = FailureLog(log)
+
+
+def guarded(job: Callable[..., object], name: str) -> Callable[..., None]:
+    """``job`` for the scheduler: a failure (the database away, say) is one log line, not a traceback every run."""
+
+    def run(*args: object) -> None:
+        try:
+            job(*args)
+        except Exception as exc:
+            failures.failed(exc, "%s failed; it runs again at its next interval", name)
+
+    return run
 
 
 def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
@@ -47,14 +65,14 @@ def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) 
     background."""
     scheduler = BackgroundScheduler()
     scheduler.add_job(
-        check_late_deliveries, "interval", seconds=min(60.0, settings.late_delivery_seconds / 4),
+        guarded(check_late_deliveries, "the late-delivery check"), "interval", seconds=min(60.0, settings.late_delivery_seconds / 4),
         args=(engine, settings.late_delivery_seconds), max_instances=1, coalesce=True,
     )
-    scheduler.add_job(worker.poll, "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
+    scheduler.add_job(guarded(worker.poll, "polling for due deliveries"), "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
     # Sealing journals in the worker process keeps it off the message path; several workers take turns.
     schedule_sealing(scheduler, engine, load_keys(settings).signer, settings.seal_interval_seconds)
     if settings.breaker_probe_seconds > 0:
-        scheduler.add_job(worker.probe, "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
+        scheduler.add_job(guarded(worker.probe, "the half-open probe"), "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
     scheduler.start()
     return scheduler
 

@@ -9,27 +9,27 @@ de-duplicate).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from lxml import etree
-from sqlalchemy import ColumnElement, Connection, Engine, case, literal, or_, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.envelope_data import adapter_payload, fault_data, wrap_data
 from gateway.adapters.pool import AdapterPool
 from gateway.channels.async_channel import chain_response
+from gateway.delivery.bulkhead import Bulkhead
 from gateway.delivery.guard import DeliveryGuard
-from gateway.delivery.http_client import HttpClient
+from gateway.delivery.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, GatewayError
+from gateway.failure_log import FailureLog
 from gateway.metrics import GatewayMetrics, process_metrics
 from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
@@ -43,23 +43,23 @@ from gateway.store.messages import (
     MESSAGE_TASK,
     NOT_DELIVERED,
     POLL_TASK,
-    PENDING,
     Completion,
     MessageStore,
     StoredMessage,
     status_notification_point,
 )
-from gateway.store.models import DeliveryTask
+from gateway.store.tasks import DEFAULT_CALL_TIMEOUT, ClaimedTask, TaskQueue
 from registry.snapshot import DeliveryPointView, RegistryCache, RegistrySnapshot
 from journals.times import as_utc
 
 log = logging.getLogger(__name__)
+failures = FailureLog(log)
 # An adapter's backend that cannot be reached or answer in time is tried again; any other error is its answer.
 TRANSIENT_ADAPTER_ERRORS = (ErrorCode.PROVIDER_UNREACHABLE, ErrorCode.PROVIDER_TIMEOUT, ErrorCode.INTERNAL_ERROR)
 # A backend that stays unreachable while a result is pending is asked this many times before the message fails.
 MAX_UNANSWERED_POLLS = 500
+BUSY_POINT_RETRY_SECONDS = 0.5  # a point at its concurrency limit is tried again this soon
 NO_SIGNING_KEY = "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)"
-DEFAULT_CALL_TIMEOUT = 40.0  # the registry example's asyncCallTimeout, for points that set none
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,6 @@ class WorkerSettings:
     lease_margin_seconds: float
     retry_base_seconds: float
     retry_max_seconds: float
-
-
-@dataclass(frozen=True)
-class ClaimedTask:
-    id: int
-    kind: str
-    message_id: str
-    delivery_point_id: int
-    notified_state: str | None
-    attempts: int
-    reference: dict[str, Any] | None = None
 
 
 class DeliveryWorker:
@@ -106,8 +95,9 @@ class DeliveryWorker:
         self._adapters = adapters
         # This process's instruments (the app's too, when both run in one process).
         self._metrics = metrics or process_metrics(None)
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._tasks = TaskQueue(engine, settings.lease_margin_seconds)
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="delivery")
+        self._bulkhead = Bulkhead(total_limit=settings.threads)
         self._lock = threading.Lock()
         self._busy = 0
 
@@ -124,7 +114,8 @@ class DeliveryWorker:
             with self._engine.begin() as connection:
                 for point_id in switched_off:
                     self._store.stop_point(connection, point_id, snapshot)
-        tasks = self._claim(snapshot, free, switched_off=set(switched_off))
+        disabled = {point.id for point in snapshot.delivery_points.values() if not point.enabled}
+        tasks = self._tasks.claim_due_tasks(snapshot, free, excluded_points=set(switched_off) | disabled)
         messages = self._store.find_many([task.message_id for task in tasks]) if tasks else {}
         for task in tasks:
             with self._lock:
@@ -136,58 +127,6 @@ class DeliveryWorker:
         self._pool.shutdown(wait=True)
         self._adapters.close()
 
-    def _lease_until(self, snapshot: RegistrySnapshot, clock: datetime) -> ColumnElement[datetime]:
-        """Each task's lease: its delivery point's call timeout plus the margin, from ``clock``."""
-        margin = self._settings.lease_margin_seconds
-        by_point = {
-            point.id: clock + timedelta(seconds=(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT) + margin)
-            for point in snapshot.delivery_points.values()
-        }
-        default = clock + timedelta(seconds=DEFAULT_CALL_TIMEOUT + margin)
-        return case(by_point, value=DeliveryTask.delivery_point_id, else_=default) if by_point else literal(default)
-
-    def _claim(
-        self, snapshot: RegistrySnapshot, limit: int, switched_off: set[int] | None = None, probe_point: int | None = None
-    ) -> list[ClaimedTask]:
-        """Lease up to ``limit`` due tasks of points that are on, or one task of ``probe_point`` (switched off)."""
-        clock = datetime.now(UTC)
-        claimable = (
-            (DeliveryTask.state == PENDING)
-            & (DeliveryTask.next_attempt_at <= clock)
-            & or_(DeliveryTask.lease_until.is_(None), DeliveryTask.lease_until < clock)
-        )
-        if probe_point is not None:
-            claimable &= DeliveryTask.delivery_point_id == probe_point
-        else:
-            off = (switched_off or set()) | {p.id for p in snapshot.delivery_points.values() if not p.enabled}
-            if off:
-                claimable &= DeliveryTask.delivery_point_id.not_in(off)
-        due = (
-            select(DeliveryTask.id)
-            .where(claimable)
-            .order_by(DeliveryTask.next_attempt_at, DeliveryTask.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        lease_until = self._lease_until(snapshot, clock)
-        claim = (
-            update(DeliveryTask)
-            .where(DeliveryTask.id.in_(due), claimable)  # the second test keeps SQLite claims exclusive too
-            .values(lease_owner=self._owner, lease_until=lease_until)
-            .returning(
-                DeliveryTask.id,
-                DeliveryTask.kind,
-                DeliveryTask.message_id,
-                DeliveryTask.delivery_point_id,
-                DeliveryTask.notified_state,
-                DeliveryTask.attempts,
-                DeliveryTask.reference,
-            )
-        )
-        with self._engine.begin() as connection:
-            return [ClaimedTask(*row) for row in connection.execute(claim)]
-
     def probe(self) -> None:
         """Half-open probes: one delivery to each switched-off point whose cool-down has passed."""
         clock = datetime.now(UTC)
@@ -196,7 +135,7 @@ class DeliveryWorker:
             point = snapshot.delivery_points.get(point_id)
             if point is None or probe_after is None or as_utc(probe_after) > clock:
                 continue
-            for task in self._claim(snapshot, 1, probe_point=point_id):
+            for task in self._tasks.claim_due_tasks(snapshot, 1, only_point=point_id):
                 self._probe_with(task, point, snapshot)
 
     def _probe_with(self, task: ClaimedTask, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
@@ -221,7 +160,7 @@ class DeliveryWorker:
             if error is not None:
                 # Not an attempt of the message's: the point is off, the probe only tests it.
                 self._guard.postpone_probe(point.id, connection)
-                self._set_task(connection, task)
+                self._tasks.release(connection, task)
                 self._metrics.delivery_attempt(point.id, "failed")
                 return
             self._guard.switch_on(point.id, "Half-open probe delivered a message; delivery resumed", connection)
@@ -234,8 +173,8 @@ class DeliveryWorker:
     def _run(self, task: ClaimedTask, message: StoredMessage | None) -> None:
         try:
             self.deliver(task, message)
-        except Exception:
-            log.exception("delivery task %s failed unexpectedly; its lease will expire and it will be retried", task.id)
+        except Exception as exc:
+            failures.failed(exc, "delivery task %s failed unexpectedly; its lease will expire and it will be retried", task.id)
         finally:
             with self._lock:
                 self._busy -= 1
@@ -247,9 +186,20 @@ class DeliveryWorker:
         if point is None or message is None:
             self._finish(task, FAILED, "delivery point or message no longer exists")
             return
+        if not self._bulkhead.try_acquire(point.id, point.max_concurrent_calls):
+            # The point has its maxConcurrentCalls in flight from this process: not an attempt, not a failure.
+            self._tasks.release_later(task, BUSY_POINT_RETRY_SECONDS)
+            self._metrics.delivery_attempt(point.id, "throttled")
+            return
+        try:
+            self._attempt(task, message, point, snapshot)
+        finally:
+            self._bulkhead.release(point.id)
+
+    def _attempt(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
         wait = self._guard.take_call_slot(point)
         if wait > 0:
-            self._postpone(task, wait)
+            self._tasks.release_later(task, wait)  # throttled: not an attempt, not a failure
             self._metrics.delivery_attempt(point.id, "throttled")
             return
         if point.adapter_name is not None:
@@ -276,7 +226,7 @@ class DeliveryWorker:
             adapter = self._adapters.adapter_for(point)
             if task.kind == POLL_TASK:
                 return adapter.poll(task.reference or {}, task.attempts + 1, deadline)
-            return adapter.handle(adapter_payload(stored_data(message), adapter), deadline)
+            return adapter.handle(adapter_payload(stored_data(message), adapter), deadline, request_key=message.message_id)
         except GatewayError as exc:
             return exc
 
@@ -291,7 +241,7 @@ class DeliveryWorker:
             if outcome.error not in TRANSIENT_ADAPTER_ERRORS:
                 self._answer_initiator(task, message, snapshot, fault_data(outcome), [["adapterStatusCode", outcome.error.code]])
             elif task.kind == POLL_TASK and task.attempts < MAX_UNANSWERED_POLLS:
-                self._reschedule(task, self._backoff(task.attempts + 1), attempts=task.attempts + 1, last_error=str(outcome)[:1000])
+                self._tasks.release_later(task, self._backoff(task.attempts + 1), attempts=task.attempts + 1, last_error=str(outcome)[:1000])
                 self._metrics.delivery_attempt(point.id, "pending")
             else:
                 self._failed(task, message, point, snapshot, str(outcome))
@@ -299,7 +249,7 @@ class DeliveryWorker:
         answer = outcome
         if answer.pending is not None:
             attempts = task.attempts + 1 if task.kind == POLL_TASK else 0
-            self._reschedule(task, answer.pending.poll_after_seconds, kind=POLL_TASK, reference=answer.pending.reference, attempts=attempts)
+            self._tasks.release_later(task, answer.pending.poll_after_seconds, kind=POLL_TASK, reference=answer.pending.reference, attempts=attempts)
             self._metrics.delivery_attempt(point.id, "pending")
             return
         status = [["adapterStatusCode", answer.status_code], ["adapterStatusMessage", answer.status_message]]
@@ -317,10 +267,6 @@ class DeliveryWorker:
     def _backoff(self, attempts: int) -> float:
         """The delay before attempt ``attempts + 1``: doubling from the base, capped (and the exponent with it)."""
         return min(self._settings.retry_base_seconds * 2 ** min(attempts - 1, 30), self._settings.retry_max_seconds)
-
-    def _reschedule(self, task: ClaimedTask, seconds: float, **values: object) -> None:
-        with self._engine.begin() as connection:
-            self._set_task(connection, task, next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds), **values)
 
     @staticmethod
     def _expected_answer(task: ClaimedTask) -> str:
@@ -363,17 +309,7 @@ class DeliveryWorker:
             answer = self._client.post(point.url, body, deadline)
         except GatewayError as exc:
             return str(exc)
-        try:
-            payload = parse_envelope(answer.body).payload
-        except GatewayError as exc:
-            return f"HTTP {answer.status}: {exc.data}"
-        fault = find_fault(payload)
-        if fault is not None:
-            detail = f"{fault.detail.code} {fault.detail.message}" if fault.detail else fault.faultstring
-            return f"SOAP Fault: {detail}"
-        if answer.status != 200 or payload.tag != expected:
-            return f"HTTP {answer.status}, unexpected answer {payload.tag}"
-        return None
+        return answer_failure(answer, expected)
 
     def _succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
         is_message = task.kind in (MESSAGE_TASK, POLL_TASK)
@@ -384,7 +320,7 @@ class DeliveryWorker:
         self._store.complete(
             Completion(
                 task_id=task.id,
-                lease_owner=self._owner,
+                lease_owner=self._tasks.owner,
                 message=message if is_message else None,
                 delivered=delivered,
                 notify_point_id=status_notification_point(snapshot, message) if delivered else None,
@@ -397,11 +333,11 @@ class DeliveryWorker:
         with self._engine.begin() as connection:
             outcome = self._guard.record_failure(point, error, connection)
             if attempts > point.retry_count:
-                still_ours = self._set_task(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
+                still_ours = self._tasks.release(connection, task, state=FAILED, attempts=attempts, last_error=error[:1000])
                 if still_ours and task.kind in (MESSAGE_TASK, POLL_TASK):
                     self._store.change_state(connection, message, NOT_DELIVERED, status_notification_point(snapshot, message), error=error)
             else:
-                self._set_task(
+                self._tasks.release(
                     connection, task, attempts=attempts, last_error=error[:1000],
                     next_attempt_at=datetime.now(UTC) + timedelta(seconds=self._backoff(attempts)),
                 )
@@ -410,21 +346,33 @@ class DeliveryWorker:
         self._metrics.delivery_attempt(point.id, "failed")
         log.warning("delivery of %s to point %s failed (attempt %d): %s", task.message_id, point.id, attempts, error)
 
-    def _postpone(self, task: ClaimedTask, seconds: float) -> None:
-        """Throttled: try again when a slot frees up; not an attempt, not a failure."""
-        with self._engine.begin() as connection:
-            self._set_task(connection, task, next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds))
-
     def _finish(self, task: ClaimedTask, state: str, error: str) -> None:
         with self._engine.begin() as connection:
-            self._set_task(connection, task, state=state, last_error=error)
+            self._tasks.release(connection, task, state=state, last_error=error)
 
-    def _set_task(self, connection: Connection, task: ClaimedTask, **values: object) -> bool:
-        """Write the task and release its lease; False when the lease had expired and another worker holds it."""
-        return bool(
-            connection.execute(
-                update(DeliveryTask)
-                .where(DeliveryTask.id == task.id, DeliveryTask.lease_owner == self._owner)
-                .values(lease_owner=None, lease_until=None, **values)
-            ).rowcount
-        )
+
+def answer_failure(answer: HttpAnswer, expected: str) -> str | None:
+    """Why a recipient's HTTP answer is not the ``expected`` acknowledgement, as the journals record it: the HTTP
+    status when the answer is not SOAP at all, the SOAP Fault it carries, or bad XML; None when it is the answer."""
+    if answer.status not in (200, 500):  # 500 is SOAP 1.1's status for a Fault; anything else is not SOAP
+        return f"HTTP {answer.status} {_status_phrase(answer.status)}".rstrip()
+    try:
+        payload = parse_envelope(answer.body).payload
+    except GatewayError as exc:
+        return f"bad XML in an HTTP {answer.status} answer: {exc.data}"
+    fault = find_fault(payload)
+    if fault is not None:
+        detail = f"{fault.detail.code} {fault.detail.message}" if fault.detail else fault.faultstring
+        return f"SOAP Fault: {detail}"
+    if answer.status != 200:
+        return f"HTTP {answer.status} without a SOAP Fault"
+    if payload.tag != expected:
+        return f"unexpected answer {payload.tag}"
+    return None
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

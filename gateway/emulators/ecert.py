@@ -15,8 +15,9 @@ Protocol, as the spec's emulator guidance describes it:
 - every JSON answer is sent in its RFC 8785 form and signed (detached JWS HS512, b64:false; computed here by hand
   with hmac, independently of the adapter's joserfc code); all answers carry ``x-response-date``,
   ``x-response-id`` and ``x-correlation-id`` (= the request's ``x-request-id``);
-- idempotency: the same ``x-request-id`` with the same path and canonical body returns the same 201 and task Id
-  without a new task; with another body → 400 ``EC00201``;
+- idempotency: the same ``x-request-id`` with the same path and canonical body returns the same 201 (the
+  acknowledgement first given, the same task Id) without a new task, also while the first request is still
+  being answered; with another body → 400 ``EC00201``;
 - a task is listed by ``/ec-tasks-status`` (oldest first, per API key, up to ``Task_Quantity``) and advances one
   step along requestIsQueued → requestIsAcceptedBySmev → underProcessing → responseIsAcceptedBySmev each time it
   is listed; at its ``polls_until_done``-th listing it takes ``final_status``. Executed tasks stay listed until
@@ -144,7 +145,8 @@ class EcertEmulator:
         self.switches = EcertSwitches(**switches)
         self.registry = Registry()
         self.received: list[ReceivedRequest] = []
-        self._idempotency: dict[tuple[str, str], tuple[str, bytes, str]] = {}
+        # (api key, x-request-id) → (task type, body fingerprint, task Id, acknowledgement given)
+        self._idempotency: dict[tuple[str, str], tuple[str, bytes, str, str]] = {}
         self._lock = threading.Lock()
 
     def set_switches(self, **values: Any) -> EcertSwitches:
@@ -298,12 +300,12 @@ class EcertEmulator:
             if earlier is not None:
                 if earlier[:2] != (task_type, fingerprint):
                     raise _refuse("EC00201", "x-request-id уже использован для другого запроса")
-                return _Answer(201, switches.acknowledgement.encode(), "text/plain", signed=False, response_id=earlier[2])
+                return _Answer(201, earlier[3].encode(), "text/plain", signed=False, response_id=earlier[2])
             if task_type != "ec_create":
                 self._check_states(rows)
             task = Task(str(uuid.uuid4()), task_type, api_key, request_id, rows, switches.final_status)
             self.registry.accept(task)
-            self._idempotency[(api_key, request_id)] = (task_type, fingerprint, task.id)
+            self._idempotency[(api_key, request_id)] = (task_type, fingerprint, task.id, switches.acknowledgement)
         return _Answer(201, switches.acknowledgement.encode(), "text/plain", signed=False, response_id=task.id)
 
     def _check_states(self, rows: list[Any]) -> None:

@@ -33,11 +33,13 @@ class Received:
 
 @dataclass
 class RecipientBehaviour:
-    """``fail_next`` calls answer with a SOAP fault; ``delay_seconds`` before answering; ``down`` answers 503."""
+    """``fail_next`` calls answer with a SOAP fault; ``delay_seconds`` before answering; ``down`` answers 503;
+    ``garbage`` answers 200 with a body that is not XML."""
 
     fail_next: int = 0
     delay_seconds: float = 0.0
     down: bool = False
+    garbage: bool = False
 
 
 @dataclass
@@ -68,6 +70,8 @@ class PushRecipientEmulator:
             time.sleep(behaviour.delay_seconds)
         if behaviour.down:
             return reply(start_response, 503, b"down\n", "text/plain")
+        if behaviour.garbage:
+            return reply(start_response, 200, b"<html><body>Welcome to nginx!</body>", "text/html")
         try:
             payload = parse_envelope(body).payload
         except GatewayError:

@@ -9,6 +9,7 @@ from lxml import etree
 
 from gateway.channels.async_channel import AsyncChannel
 from gateway.errors import ErrorCode, GatewayError
+from gateway.failure_log import FailureLog
 from gateway.metrics import GatewayMetrics
 from gateway.soap import async_messages as wire
 from gateway.security.wssec import verify_envelope
@@ -21,6 +22,7 @@ from gateway.store.messages import StoredMessage
 from journals.logging_journal import JournalRecord, LoggingJournal
 
 log = logging.getLogger(__name__)
+failures = FailureLog(log)
 
 STATUS_TEXT = {
     "ON_DELIVERY": "The message is being delivered",
@@ -88,8 +90,8 @@ class AsyncEndpoint:
             return 200, build_envelope(answer)
         except GatewayError as exc:
             return self._refuse(operation, exc, session_id, received_at, info, started)
-        except Exception:
-            log.exception("async call %s failed", session_id)
+        except Exception as exc:
+            failures.failed(exc, "async call %s failed", session_id)
             return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info, started)
 
     def reject(self, error: GatewayError) -> tuple[int, bytes]:
@@ -113,8 +115,9 @@ class AsyncEndpoint:
         )
         try:
             self._journal.write([record])
-        except Exception:
-            log.exception("journal write failed for async call %s", session_id)
+        except Exception as exc:
+            if error.error is not ErrorCode.INTERNAL_ERROR:  # else the failure was logged already: one line a request
+                failures.failed(exc, "journal write failed for async call %s", session_id)
             error = GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable")
         self._metrics.exchange("ASYNC", record.service_id, error.error.code, time.monotonic() - started)
         fault_element = wire.FAULT_OF.get(operation, wire.FAULT_OF[wire.SEND_MESSAGE])

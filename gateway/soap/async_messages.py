@@ -20,6 +20,7 @@ from gateway.soap.fields import (
     text,
     write_properties,
 )
+from gateway.soap.limits import check_lengths
 from gateway.soap.namespaces import ASYNC_CLIENT_TYPES, ASYNC_TYPES
 
 SEND_MESSAGE = f"{{{ASYNC_TYPES}}}sendMessage"
@@ -106,7 +107,7 @@ def read_message_info(info: etree._Element, where: str = "messageInfo") -> Messa
     message_type = required(fields, "messageType", where)
     if message_type not in MESSAGE_TYPES:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"{where}/messageType {message_type[:30]!r} is not one of {', '.join(MESSAGE_TYPES)}")
-    return MessageInfo(
+    read = MessageInfo(
         message_id=text(fields, "messageId"),
         correlation_id=text(fields, "correlationId"),
         service_id=required(fields, "serviceId", where),
@@ -117,6 +118,16 @@ def read_message_info(info: etree._Element, where: str = "messageInfo") -> Messa
         password=credentials.password,
         properties=read_properties(fields, where),
     )
+    # The caller's messageId is not kept: the gateway gives every accepted message its own.
+    check_lengths("sendMessage", {
+        "messageInfo/correlationId": read.correlation_id,
+        "messageInfo/serviceId": read.service_id,
+        "messageInfo/messageType": read.message_type,
+        "messageInfo/routeId": read.route_id,
+        "messageInfo/messageDate": read.message_date,
+        "messageInfo/sender/senderId": read.sender_id,
+    })
+    return read
 
 
 def read_send_message(payload: etree._Element) -> tuple[MessageInfo, etree._Element]:
@@ -143,7 +154,11 @@ def build_send_message_response(message_id: str, correlation_id: str, response_d
 def read_get_message_status(payload: etree._Element) -> StatusQuery:
     request = single(payload, "request", "getMessageStatus")
     fields = children(request)
-    return StatusQuery(required(fields, "messageId", "request"), _credentials(fields.get("sender")))
+    query = StatusQuery(required(fields, "messageId", "request"), _credentials(fields.get("sender")))
+    check_lengths("getMessageStatus", {
+        "request/messageId": query.message_id, "request/sender/senderId": query.credentials.sender_id,
+    })
+    return query
 
 
 def build_get_message_status_response(
@@ -171,13 +186,20 @@ def read_get_messages(payload: etree._Element) -> MessagesQuery:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"request/amount {amount_text[:20]!r} is not an integer") from exc
     if amount is not None and amount < 0:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "request/amount is negative")
-    return MessagesQuery(
+    query = MessagesQuery(
         message_id=text(fields, "messageId"),
         correlation_id=text(fields, "correlationId"),
         service_id=required(fields, "serviceId", "request"),
         credentials=_credentials(fields.get("sender")),
         amount=amount,
     )
+    check_lengths("getMessages", {
+        "request/messageId": query.message_id,
+        "request/correlationId": query.correlation_id,
+        "request/serviceId": query.service_id,
+        "request/sender/senderId": query.credentials.sender_id,
+    })
+    return query
 
 
 def message_info_element(parent: etree._Element, info: MessageInfo, session_id: str | None) -> None:
@@ -228,7 +250,7 @@ def read_send_delivery_notification(payload: etree._Element) -> DeliveryNotifica
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"deliveryStatus/resendMessage {resend[:40]!r} is unknown")
     # Q13: the error block is accepted under deliveryStatus (the schema's place) or under notification.
     error_element = (status_fields.get("error") or fields.get("error") or [None])[0]
-    return DeliveryNotification(
+    notification_read = DeliveryNotification(
         message_id=required(fields, "messageId", "notification"),
         service_id=required(fields, "serviceId", "notification"),
         receive_status=receive_status,
@@ -236,6 +258,12 @@ def read_send_delivery_notification(payload: etree._Element) -> DeliveryNotifica
         credentials=_credentials(children(request).get("sender")),
         error=read_error_info(error_element) if error_element is not None else None,
     )
+    check_lengths("sendDeliveryNotification", {
+        "notification/messageId": notification_read.message_id,
+        "notification/serviceId": notification_read.service_id,
+        "request/sender/senderId": notification_read.credentials.sender_id,
+    })
+    return notification_read
 
 
 def build_send_delivery_notification_response(notification_id: str, response_date: str, session_id: str) -> etree._Element:

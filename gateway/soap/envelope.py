@@ -10,6 +10,7 @@ from typing import Protocol
 from lxml import etree
 
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
+from gateway.soap.limits import MAX_DEPTH, check_document_size
 from gateway.soap.namespaces import SOAP12_ENV, SOAP_ENV, WSSE
 from gateway.soap.values import format_datetime, parse_datetime
 
@@ -47,18 +48,27 @@ def _has_doctype(body: bytes) -> bool:
 
 
 def parse_xml(body: bytes) -> etree._Element:
-    """Parse untrusted XML: no DTD (refused before parsing), no entity expansion, no network, no huge trees."""
+    """Parse untrusted XML: no DTD (refused before parsing), no entity expansion, no network, no huge trees,
+    within the element, attribute and namespace caps of :mod:`gateway.soap.limits`."""
     if _has_doctype(body):
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "DTDs and entity declarations are not allowed")
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
+        if exc.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
+            # libxml2's words name its own option ("use XML_PARSE_HUGE"), which means nothing to a caller.
+            raise GatewayError(
+                ErrorCode.MALFORMED_MESSAGE,
+                f"the document exceeds the parser's limits (nesting deeper than {MAX_DEPTH} elements or a text node "
+                f"over 10 MB), line {exc.lineno}",
+            ) from exc
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"not well-formed XML: {exc.msg}") from exc
     if root is None:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "empty document")
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "DTDs and entity declarations are not allowed")
+    check_document_size(root, body)
     return root
 
 

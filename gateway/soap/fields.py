@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from lxml import etree
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.soap.limits import PROPERTY_KEY_MAX, PROPERTY_VALUE_MAX
 from gateway.soap.namespaces import XSI
 from gateway.soap.values import is_xs_datetime
 
-PROPERTY_KEY_MAX = 30
-PROPERTY_VALUE_MAX = 500
 _NIL = f"{{{XSI}}}nil"
 
 
@@ -80,8 +79,12 @@ def read_properties(fields: dict[str, list[etree._Element]], where: str) -> list
             continue  # <properties></properties>: an empty entry some clients send
         if key is None:
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"{where}/properties has a value without a key")
-        if len(key) > PROPERTY_KEY_MAX or len(value or "") > PROPERTY_VALUE_MAX:
-            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"{where}/properties {key[:40]!r} is too long")
+        if len(key) > PROPERTY_KEY_MAX:
+            raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"{where}/properties/key is longer than {PROPERTY_KEY_MAX} characters")
+        if len(value or "") > PROPERTY_VALUE_MAX:
+            raise GatewayError(
+                ErrorCode.MALFORMED_MESSAGE, f"{where}/properties/value of {key!r} is longer than {PROPERTY_VALUE_MAX} characters"
+            )
         properties.append(Property(key, value or ""))
     return properties
 
@@ -93,19 +96,30 @@ def find_data(parent: etree._Element) -> etree._Element | None:
 
 
 def copy_data(parent: etree._Element, data: etree._Element | None) -> None:
-    """Append an unqualified ``data`` carrying the original's attributes, namespace context and content."""
+    """Append an unqualified ``data`` carrying the original's attributes, namespace context and content.
+
+    One deep copy carries the attributes in linear time (setting them one by one costs their count squared).
+    ``data`` itself must then declare every prefix in scope of the original (xsi:type values and QName content
+    may refer to them) and no default namespace, which would pull the unqualified element into it; its content
+    is set aside meanwhile so that it keeps its own declarations.
+    """
     if data is None:
         return
-    # The in-scope prefixes go along: xsi:type values and QName content inside may refer to them.
-    nsmap = {prefix: uri for prefix, uri in data.nsmap.items() if prefix is not None}
-    target = etree.SubElement(parent, "data", nsmap=nsmap)
-    for name, value in data.attrib.items():
-        target.set(name, value)
-    target.text = data.text
-    for child in data:
-        target.append(copy.deepcopy(child))
-    if len(target):
-        target[-1].tail = data[-1].tail
+    target = copy.deepcopy(data)
+    target.tag = "data"
+    target.tail = None
+    if None in target.nsmap:
+        # Moved out of the default namespace's scope, content in it would get a made-up prefix (lxml renames
+        # it); each child's own deep copy declares the default namespace on itself instead.
+        del target[:]
+        content = [copy.deepcopy(child) for child in data]
+    else:
+        content = list(target)
+        etree.Element("aside").extend(content)
+    prefixed = {prefix: uri for prefix, uri in data.nsmap.items() if prefix is not None}
+    etree.cleanup_namespaces(target, top_nsmap=prefixed, keep_ns_prefixes=list(prefixed))
+    target.extend(content)
+    parent.append(target)
 
 
 def write_properties(parent: etree._Element, properties: list[Property]) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from gateway.channels.sync_call import SyncChannel, SyncExchange
 from gateway.errors import ErrorCode, GatewayError
+from gateway.failure_log import FailureLog
 from gateway.metrics import GatewayMetrics
 from gateway.security.wssec import verify_envelope
 from gateway.security.callers import ReceivedProtection
@@ -23,6 +24,7 @@ from gateway.soap.values import new_session_id
 from journals.logging_journal import LoggingJournal
 
 log = logging.getLogger(__name__)
+failures = FailureLog(log)
 
 
 class SyncEndpoint:
@@ -55,8 +57,10 @@ class SyncEndpoint:
         except GatewayError as exc:
             exchange.error = exc
             status, answer = 500, self._fault(exc, exchange.session_id)
-        except Exception:
-            log.exception("sync exchange %s failed", exchange.session_id)
+            if exc.error is ErrorCode.INTERNAL_ERROR and exc.__cause__ is not None:  # the gateway's own failure
+                failures.failed(exc.__cause__, "sync exchange %s failed (%s)", exchange.session_id, exc.error.code)
+        except Exception as exc:
+            failures.failed(exc, "sync exchange %s failed", exchange.session_id)
             exchange.error = GatewayError(ErrorCode.INTERNAL_ERROR)
             status, answer = 500, self._fault(exchange.error, exchange.session_id)
         return self._journalled(exchange, status, answer)
@@ -72,8 +76,9 @@ class SyncEndpoint:
         outcome = records[0].error_code or records[0].state
         try:
             self._journal.write(records)
-        except Exception:
-            log.exception("journal write failed for sync exchange %s", exchange.session_id)
+        except Exception as exc:
+            if exchange.error is None or exchange.error.error is not ErrorCode.INTERNAL_ERROR:  # else logged already
+                failures.failed(exc, "journal write failed for sync exchange %s", exchange.session_id)
             outcome = ErrorCode.INTERNAL_ERROR.code
             status, answer = 500, self._fault(GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable"), exchange.session_id)
         self._metrics.exchange("SYNC", records[0].service_id, outcome, time.monotonic() - exchange.started)

@@ -24,6 +24,7 @@ from gateway.soap.fields import (
     text,
     write_properties,
 )
+from gateway.soap.limits import check_lengths
 from gateway.soap.namespaces import SYNC_TYPES
 
 SEND_MESSAGE = f"{{{SYNC_TYPES}}}SendMessage"
@@ -70,7 +71,7 @@ def read_send_message(payload: etree._Element) -> SyncRequest:
         raise GatewayError(ErrorCode.MALFORMED_MESSAGE, "requestInfo/sender is missing")
     sender = children(sender_elements[0])
     request_data = children(request).get("requestData")
-    return SyncRequest(
+    read = SyncRequest(
         message_id=required(fields, "messageId", "requestInfo"),
         correlation_id=text(fields, "correlationId"),
         service_id=required(fields, "serviceId", "requestInfo"),
@@ -81,6 +82,14 @@ def read_send_message(payload: etree._Element) -> SyncRequest:
         properties=read_properties(fields, "requestInfo"),
         data=find_data(request_data[0]) if request_data else None,
     )
+    check_lengths("SendMessage", {
+        "requestInfo/messageId": read.message_id,
+        "requestInfo/correlationId": read.correlation_id,
+        "requestInfo/serviceId": read.service_id,
+        "requestInfo/routeId": read.route_id,
+        "requestInfo/sender/senderId": read.sender_id,
+    })
+    return read
 
 
 def read_send_message_response(payload: etree._Element) -> SyncResponse:
@@ -94,7 +103,7 @@ def read_send_message_response(payload: etree._Element) -> SyncResponse:
         status = single(info, "status", "responseInfo")
         status_fields = children(status)
         response_data = children(response).get("responseData")
-        return SyncResponse(
+        read = SyncResponse(
             message_id=required(fields, "messageId", "responseInfo"),
             correlation_id=text(fields, "correlationId"),
             response_date=date(fields, "responseDate", "responseInfo"),
@@ -102,6 +111,8 @@ def read_send_message_response(payload: etree._Element) -> SyncResponse:
             status_message=text(status_fields, "message") or "",
             data=find_data(response_data[0]) if response_data else None,
         )
+        check_lengths("SendMessageResponse", {"responseInfo/messageId": read.message_id})
+        return read
     except GatewayError as exc:
         raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, exc.data) from exc
 

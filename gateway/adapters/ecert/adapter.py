@@ -4,7 +4,9 @@ Every request carries ``x-api-key``, ``x-request-id``, ``x-request-date`` and ``
 is the RFC 8785 form it signs); every JSON answer must carry a valid ``x-jws-signature`` or it is refused.
 Create, edit and block are tasks at the backend: :meth:`EcertAdapter.handle` returns the acknowledgement with a
 :class:`PendingWork`, and :meth:`EcertAdapter.poll` follows the task through ``/ec-tasks-status`` and fetches its
-result from ``/ec-tasks-results`` once it is executed."""
+result from ``/ec-tasks-results`` once it is executed. A task request repeated for the same request key carries
+the same ``x-request-id`` and the same body, so the backend names the task it already has instead of making a
+second one (``request_id.py``)."""
 from __future__ import annotations
 
 import functools
@@ -25,6 +27,7 @@ from gateway.adapters.ecert import codes, mapping
 from gateway.adapters.ecert.jws import DetachedSigner, SignatureError, canonical_body, canonical_json
 from gateway.adapters.ecert.mapping import element, leaf, read_failure
 from gateway.adapters.ecert.options import EcertOptions
+from gateway.adapters.ecert.request_id import task_request_id
 from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.delivery.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
@@ -72,19 +75,18 @@ class EcertAdapter:
         self._http = http
         self._schema = PayloadSchema.of(NAME)
         self.namespace: str = self._schema.namespace
-        self._operations: dict[str, Operation] = {
-            name: functools.partial(self._submit, operation) for name, operation in _TASK_OPERATIONS.items()
+        self._direct_operations: dict[str, Operation] = {
+            "GetDetailedStatementRequest": self._detailed_statement,
+            "GetTasksStatusRequest": self._tasks_status,
+            "GetTasksResultsRequest": self._tasks_results,
         }
-        self._operations.update(
-            GetDetailedStatementRequest=self._detailed_statement,
-            GetTasksStatusRequest=self._tasks_status,
-            GetTasksResultsRequest=self._tasks_results,
-        )
 
     # ------------------------------------------------------------------------------------------ operations
-    def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        """Validate ``data``, call the operation it names and return its (possibly pending) answer."""
-        return self._schema.serve(self._operations, data, deadline)
+    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+        """Validate ``data``, call the operation it names and return its (possibly pending) answer; a task
+        request's ``x-request-id`` is derived from ``request_key`` (see the module docstring)."""
+        tasks = {name: functools.partial(self._submit, operation, request_key) for name, operation in _TASK_OPERATIONS.items()}
+        return self._schema.serve({**self._direct_operations, **tasks}, data, deadline)
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Follow the task ``reference`` names: pending again while it runs, final once it is executed (with its
@@ -112,8 +114,8 @@ class EcertAdapter:
         """Connections belong to the shared HttpClient; nothing of the adapter's own to release."""
 
     # ------------------------------------------------------------------------------------------ tasks
-    def _submit(self, operation: _TaskOperation, data: etree._Element, deadline: float) -> AdapterAnswer:
-        request_id = str(uuid.uuid4())
+    def _submit(self, operation: _TaskOperation, request_key: str | None, data: etree._Element, deadline: float) -> AdapterAnswer:
+        request_id = task_request_id(operation.path, request_key)
         reply = self._exchange("POST", operation.path, operation.body(data), deadline, request_id=request_id)
         acknowledgement = (reply.text or "").strip()
         if acknowledgement not in codes.ACKNOWLEDGEMENTS:

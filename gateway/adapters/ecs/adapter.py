@@ -86,8 +86,10 @@ class EcsAdapter:
             "GetTransactionsRequest": self._get_transactions,
         }
 
-    def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        """Carry out the operation ``data`` names within min(deadline, now + timeoutSeconds)."""
+    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+        """Carry out the operation ``data`` names within min(deadline, now + timeoutSeconds). ``request_key``
+        is not used: ЕЦС has no idempotency key and no look-up by a reference of ours (docs/adapters.md,
+        "Repeats", says why a repeat is harmless for connection types 1 and 2, and what it costs for 3)."""
         budget = min(deadline, time.monotonic() + self._options.timeout_seconds)
         return self._schema.serve(self._operations, data, budget)
 

@@ -70,8 +70,11 @@ class PaymentsAdapter:
 
     # ----- BackendAdapter -----
 
-    def handle(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        """Carry out the operation ``data`` names; see docs/adapters/payments.md for each."""
+    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+        """Carry out the operation ``data`` names; see docs/adapters/payments.md for each. ``request_key`` is
+        not needed: a check or pay is keyed by the agentTransactionId its payload gives or derives from its
+        paymentKey, and its body is built from the payload alone, so a repeat resends the same body under the
+        same id and the processing centre answers it with the one transaction it holds (spec §6)."""
         return self._schema.serve(self._operations, data, deadline)
 
     def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
