@@ -7,7 +7,11 @@ gateway (all gunicorn processes, journal write included) and of the provider (th
 server costs for the same message), each as the median of the passes, and the ratios. Every loop is bounded by
 a count and by a time limit. This machine is shared and noisy: compare figures of one run, not across runs.
 
+With ``--baseline-tree DIR`` a second gateway runs the code checked out in DIR beside this one, and every pass
+drives the provider, this gateway and the baseline in turn: the ratio this/baseline is measured in one run.
+
     .venv/bin/python bench/sync_channel.py [--requests 2000] [--passes 3] [--concurrency 8] [--database-url URL]
+                                           [--baseline-tree DIR]
 """
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from common import cpu_seconds, drive, free_port, median_run, wait_until_up
+from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+
+HERE = Path(__file__).resolve().parent.parent
 
 TARGET_CPU_MS = 2.0
 REGISTRY = """
@@ -55,67 +62,109 @@ def make_body() -> bytes:
     return ENVELOPE.format(message_id=uuid.uuid4()).encode()
 
 
+@dataclass
+class Gateway:
+    """One ``gateway serve`` under test: this checkout's, or the baseline tree's, each with its own database."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    runs: list[Run] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def start_gateway(name: str, tree: Path, workdir: Path, registry_file: Path, env: dict[str, str],
+                  database_url: str | None) -> Gateway:
+    """Load the registry into a fresh database and serve it with the code in ``tree``."""
+    port = free_port()
+    env = dict(env, GATEWAY_DATABASE_URL=database_url or f"sqlite:///{workdir / (name + '.db')}",
+               GATEWAY_PORT=str(port), PYTHONPATH=str(tree))
+    command = [sys.executable, "-m", "gateway.cli"]
+    subprocess.run([*command, "registry", "load", str(registry_file)], env=env, cwd=tree, check=True, capture_output=True)
+    process = subprocess.Popen([*command, "serve"], env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Gateway(name, f"http://127.0.0.1:{port}/bip-sync/", process)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per pass and path")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file per gateway")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8, help="threads per gateway worker")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="a checkout of other code (e.g. `git worktree add /tmp/base main~1`) served beside this one")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    provider_port, gateway_port = free_port(), free_port()
-    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port),
-               GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads), GATEWAY_LOG_LEVEL="warning",
-               GATEWAY_DELIVERY_IN_SERVE="false")
+    provider_port = free_port()
+    env = dict(os.environ, GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads),
+               GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false", GATEWAY_ADMIN_IN_SERVE="false")
     registry_file = workdir / "registry.yaml"
     registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")
-    gateway_cmd = [sys.executable, "-m", "gateway.cli"]
-    subprocess.run([*gateway_cmd, "registry", "load", str(registry_file)], env=env, check=True, capture_output=True)
-    provider = subprocess.Popen([*gateway_cmd, "emulators", "run", "sync-provider", "--port", str(provider_port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gateway = subprocess.Popen([*gateway_cmd, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    provider = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port", str(provider_port)],
+                                env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trees = [("this gateway", HERE)] + ([("baseline gateway", args.baseline_tree.resolve())] if args.baseline_tree else [])
+    if args.baseline_tree and args.database_url:
+        raise SystemExit("--baseline-tree needs a database per gateway: leave --database-url out")
+    gateways = [start_gateway(f"g{i}", tree, workdir, registry_file, env, args.database_url) for i, (_, tree) in enumerate(trees)]
+    for gateway, (name, _) in zip(gateways, trees, strict=True):
+        gateway.name = name
     try:
         wait_until_up(f"http://127.0.0.1:{provider_port}/")
-        wait_until_up(f"http://127.0.0.1:{gateway_port}/health")
+        for gateway in gateways:
+            wait_until_up(gateway.url.replace("/bip-sync/", "/health"))
         provider_url = f"http://127.0.0.1:{provider_port}/provider"
-        gateway_url = f"http://127.0.0.1:{gateway_port}/bip-sync/"
         warmup = min(200, args.requests)
         drive("warm-up direct", provider_url, make_body, warmup, args.concurrency, args.time_limit)
-        drive("warm-up gateway", gateway_url, make_body, warmup, args.concurrency, args.time_limit)
-        gateway_process, provider_process = psutil.Process(gateway.pid), psutil.Process(provider.pid)
-        direct_runs, gateway_runs, gateway_cpu, provider_cpu = [], [], [], []
+        for gateway in gateways:
+            drive("warm-up gateway", gateway.url, make_body, warmup, args.concurrency, args.time_limit)
+        provider_process = psutil.Process(provider.pid)
+        direct_runs, provider_cpu = [], []
+        # Passes interleave the paths, so a change in the machine's speed touches them all alike.
         for _ in range(args.passes):
             before = cpu_seconds(provider_process)
             direct_runs.append(drive("provider directly", provider_url, make_body, args.requests, args.concurrency, args.time_limit))
             provider_cpu.append((cpu_seconds(provider_process) - before) / direct_runs[-1].requests * 1000)
-            before = cpu_seconds(gateway_process)
-            gateway_runs.append(drive("through the gateway", gateway_url, make_body, args.requests, args.concurrency, args.time_limit))
-            gateway_cpu.append((cpu_seconds(gateway_process) - before) / gateway_runs[-1].requests * 1000)
+            for gateway in gateways:
+                process = psutil.Process(gateway.process.pid)
+                before = cpu_seconds(process)
+                gateway.runs.append(drive(gateway.name, gateway.url, make_body, args.requests, args.concurrency, args.time_limit))
+                gateway.cpu_ms.append((cpu_seconds(process) - before) / gateway.runs[-1].requests * 1000)
     finally:
-        for process in (gateway, provider):
+        for process in [gateway.process for gateway in gateways] + [provider]:
             process.terminate()
             process.wait(timeout=30)
+    report(args, direct_runs, provider_cpu, gateways)
 
-    backend = database_url.split(":", 1)[0]
+
+def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[float], gateways: list[Gateway]) -> None:
+    backend = (args.database_url or "sqlite").split(":", 1)[0]
     print(f"sync channel benchmark: {args.passes} passes x {args.requests} requests per path, {args.concurrency} client "
           f"threads, gateway {args.workers} workers x {args.threads} threads, database {backend}, {os.cpu_count()} cores")
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}   (median pass)")
-    direct, through = median_run(direct_runs), median_run(gateway_runs)
-    for run in (direct, through):
-        print(f"{run.name:22}{run.throughput:10.0f}{run.percentile(0.50):10.2f}{run.percentile(0.99):10.2f}{run.errors:8d}")
-    cpu_ms, provider_ms = statistics.median(gateway_cpu), statistics.median(provider_cpu)
-    print(f"provider CPU per message: {provider_ms:.2f} ms (passes: {', '.join(f'{v:.2f}' for v in provider_cpu)})")
-    print(f"gateway CPU per message:  {cpu_ms:.2f} ms (passes: {', '.join(f'{v:.2f}' for v in gateway_cpu)}; "
-          f"target <= {TARGET_CPU_MS} ms: {'met' if cpu_ms <= TARGET_CPU_MS else 'NOT met'})")
-    print(f"ratio gateway/direct: throughput {through.throughput / direct.throughput:.2f}, "
-          f"p50 {through.percentile(0.5) / direct.percentile(0.5):.2f}, p99 {through.percentile(0.99) / direct.percentile(0.99):.2f}, "
-          f"CPU per message gateway/provider {cpu_ms / provider_ms:.2f}")
-    if any(run.errors for run in direct_runs + gateway_runs):
+    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'CPU ms/msg':>12}   (median pass)")
+    direct = median_run(direct_runs)
+    provider_ms = statistics.median(provider_cpu)
+    print(f"{direct.name:22}{direct.throughput:10.0f}{direct.percentile(0.50):10.2f}{direct.percentile(0.99):10.2f}"
+          f"{direct.errors:8d}{provider_ms:12.2f}")
+    for gateway in gateways:
+        run, cpu_ms = median_run(gateway.runs), statistics.median(gateway.cpu_ms)
+        print(f"{run.name:22}{run.throughput:10.0f}{run.percentile(0.50):10.2f}{run.percentile(0.99):10.2f}"
+              f"{run.errors:8d}{cpu_ms:12.2f}   (CPU passes: {', '.join(f'{v:.2f}' for v in gateway.cpu_ms)})")
+    this = gateways[0]
+    this_run, this_ms = median_run(this.runs), statistics.median(this.cpu_ms)
+    print(f"gateway CPU per message: {this_ms:.2f} ms (target <= {TARGET_CPU_MS} ms: {'met' if this_ms <= TARGET_CPU_MS else 'NOT met'})")
+    print(f"ratio gateway/direct: throughput {this_run.throughput / direct.throughput:.2f}, "
+          f"p50 {this_run.percentile(0.5) / direct.percentile(0.5):.2f}, p99 {this_run.percentile(0.99) / direct.percentile(0.99):.2f}, "
+          f"CPU per message gateway/provider {this_ms / provider_ms:.2f}")
+    if len(gateways) > 1:
+        base = gateways[1]
+        base_run, base_ms = median_run(base.runs), statistics.median(base.cpu_ms)
+        print(f"ratio this/baseline: throughput {this_run.throughput / base_run.throughput:.2f}, "
+              f"p50 {this_run.percentile(0.5) / base_run.percentile(0.5):.2f}, CPU per message {this_ms / base_ms:.2f}")
+    if any(run.errors for run in direct_runs + [r for g in gateways for r in g.runs]):
         raise SystemExit("errors during the run")
 
 

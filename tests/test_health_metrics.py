@@ -157,6 +157,12 @@ def test_a_health_poll_never_waits_on_a_slow_database(database_url: str, engine:
         assert time.monotonic() - started < 0.1, "the poll waited for the database"
         clock[0] += 10.0  # the refresh still hangs: past the stale limit the database counts as unavailable
         assert probe.current() is None
+        hold.set()
+        wait_for(lambda: probe.current() is not None)
+        clock[0] += 60.0  # a quiet minute: the first poll after it reads the status itself, not a stale one
+        statements: list[str] = []
+        event.listen(slow, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        assert probe.current() is not None and len(statements) == 1
     finally:
         hold.set()
         slow.dispose()
