@@ -54,7 +54,7 @@ class Capacity:
 def declared_length(environ: dict[str, Any]) -> int | None:
     """The request's Content-Length, or None when it declared none (chunked)."""
     header = environ.get("CONTENT_LENGTH") or ""
-    return int(header) if header.isdigit() else None
+    return int(header) if header.isascii() and header.isdigit() else None
 
 
 def read_body(environ: dict[str, Any], limit: int, budget: Capacity) -> tuple[bytes, int]:

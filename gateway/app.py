@@ -110,11 +110,17 @@ class GatewayApp:
         except BodyIncomplete as exc:
             status, body = endpoint.reject(GatewayError(ErrorCode.MALFORMED_MESSAGE, str(exc)))
             return _respond(start_response, status, XML, body, close=True)
+        except Exception as exc:  # the server's own framing errors (a broken chunk), a reset: the body is unreadable
+            reason = f"the request body could not be read ({type(exc).__name__})"
+            status, body = endpoint.reject(GatewayError(ErrorCode.MALFORMED_MESSAGE, reason))
+            return _respond(start_response, status, XML, body, close=True)
         try:
             status, body = endpoint.handle(request_body)
         finally:
-            self.memory.handled(taken)
-            self.body_bytes.give_back(taken)
+            try:
+                self.memory.handled(taken)
+            finally:
+                self.body_bytes.give_back(taken)
         return _respond(start_response, status, XML, body)
 
     def _over_capacity(

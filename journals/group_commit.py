@@ -72,9 +72,16 @@ class GroupCommit(Generic[Item]):
                 batch, self._waiting = self._waiting[:MAX_ITEMS_PER_COMMIT], self._waiting[MAX_ITEMS_PER_COMMIT:]
             connection, error = self._commit(connection, [pending.item for pending in batch])
             if error is not None and len(batch) > 1 and is_row_specific(error):
-                # One item's bad value must not fail the others: each goes again in a transaction of its own.
+                # One item's bad value must not fail the others: each goes again in a transaction of its own,
+                # until the database itself fails, which would fail every item left alike.
+                database_failure: BaseException | None = None
                 for pending in batch:
+                    if database_failure is not None:
+                        pending.error = database_failure
+                        continue
                     connection, pending.error = self._commit(connection, [pending.item])
+                    if pending.error is not None and not is_row_specific(pending.error):
+                        database_failure = pending.error
             else:
                 for pending in batch:
                     pending.error = error

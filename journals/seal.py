@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -277,12 +277,17 @@ def _seal_table(engine: Engine, signer: CheckpointSigner, chained: ChainedTable,
 # ---------------------------------------------------------------------------------------------- scheduling
 
 
-def schedule_sealing(scheduler: Any, engine: Engine, signer: CheckpointSigner | None, interval_seconds: float) -> bool:
-    """Add the sealing job to an APScheduler ``scheduler`` (one run at a time; a late run is coalesced). Without a
-    signing key nothing is sealed: say so and return False."""
+def schedule_sealing(
+    scheduler: Any, engine: Engine, signer: CheckpointSigner | None, interval_seconds: float,
+    guard: Callable[[Callable[..., Any], str], Callable[..., Any]] = lambda job, _name: job,
+) -> bool:
+    """Add the sealing job to an APScheduler ``scheduler`` (one run at a time; a late run is coalesced), wrapped
+    by ``guard`` (how the caller logs a failed run). Without a signing key nothing is sealed: say so and return
+    False."""
     if signer is None:
         log.warning("GATEWAY_SIGNING_KEY is not set: journal rows are not sealed (no tamper evidence)")
         return False
-    scheduler.add_job(seal, "interval", seconds=interval_seconds, args=(engine, signer), max_instances=1, coalesce=True)
+    scheduler.add_job(guard(seal, "sealing the journals"), "interval", seconds=interval_seconds, args=(engine, signer),
+                      max_instances=1, coalesce=True)
     return True
 

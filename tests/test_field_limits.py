@@ -107,15 +107,16 @@ def test_an_over_long_field_is_refused_naming_it(
 
 
 def test_limits_are_the_database_columns(engine: Engine) -> None:
-    """The limits are those of the migrated schema, not numbers of their own."""
-    from gateway.soap.limits import FIELD_LIMITS
+    """The codec's column lengths are those of the migrated schema, and every field's limit its shortest column's."""
+    from gateway.soap.limits import COLUMN_LENGTHS, FIELD_LIMITS
 
     inspector = inspect(engine)
-    lengths = {(table, column["name"]): getattr(column["type"], "length", None)
+    lengths = {f"{table}.{column['name']}": getattr(column["type"], "length", None)
                for table in ("journal_logging", "async_message") for column in inspector.get_columns(table)}
+    assert {column: lengths[column] for column in COLUMN_LENGTHS} == dict(COLUMN_LENGTHS)
     for operation, fields in FIELD_COLUMNS.items():
         for field, columns in fields.items():
-            assert FIELD_LIMITS[operation][field] == min(lengths[(c.table.name, c.name)] for c in columns), field
+            assert FIELD_LIMITS[operation][field] == min(lengths[column] for column in columns), field
 
 
 def test_a_value_at_the_limit_is_accepted(sync_url: str, engine: Engine, provider: SyncProviderEmulator) -> None:

@@ -196,3 +196,22 @@ def test_mutated_requests_get_a_soap_answer_in_time(
     assert {process.pid for process in gateway.worker_processes()} == workers_before, "a worker died or was killed"
     assert post(f"{gateway.url}/bip-sync/", sync_request()).status == 200
     assert urllib3.request("GET", f"{gateway.url}/health", timeout=5.0).status == 200
+
+
+@pytest.mark.parametrize("chunks", [b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nabcdefgh\r\n0\r\n\r\n"], ids=["bad size", "no terminator"])
+@pytest.mark.parametrize("path", list(SEEDS))
+def test_broken_chunked_framing_gets_a_soap_fault(gateway: ServedGateway, path: str, chunks: bytes) -> None:
+    address = urlsplit(gateway.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "text/xml")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        connection.send(chunks)
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        connection.close()
+    assert_soap_answer(status, body, Case("broken chunked framing", chunks, -1))
+    assert status == 500 and b"SCE001" in body, body[:400]

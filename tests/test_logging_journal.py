@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 from sqlalchemy import Engine, select
@@ -106,3 +107,71 @@ def test_a_bad_row_fails_only_its_own_writer(engine: Engine) -> None:
     with Session(engine) as session:
         written = list(session.scalars(select(LoggingJournalEntry.message_id).where(LoggingJournalEntry.session_id == marker)))
     assert sorted(written) == sorted(f"{i}-{n}" for i in range(4, 16) for n in range(20))
+
+
+class FlakyWrites:
+    """A ``write_batch`` for GroupCommit: ``"slow"`` takes a moment (so that the items behind it gather in one
+    batch); a batch holding ``"bad"`` is refused on a value and, with ``fail_after_bad``, the database is gone from
+    then on. Records what it committed and how many transactions it was asked for."""
+
+    def __init__(self, fail_after_bad: bool = False) -> None:
+        self.committed: list[str] = []
+        self.transactions = 0
+        self.fail_after_bad = fail_after_bad
+        self.down = False
+
+    def __call__(self, _connection: object, items: list[str]) -> None:
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        self.transactions += 1
+        if "slow" in items:
+            time.sleep(0.3)
+        if self.down:
+            raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+        if "bad" in items:
+            self.down = self.fail_after_bad
+            raise IntegrityError("INSERT", {}, ValueError("null value in column"))
+        self.committed += items
+
+
+def submit_behind_a_slow_one(commits: object, items: list[str]) -> list[BaseException | None]:
+    """Submit ``"slow"``, then ``items`` from as many threads while it commits: they share the next batch."""
+    outcomes: list[BaseException | None] = [None] * len(items)
+
+    def submit(index: int) -> None:
+        try:
+            commits.submit(items[index])
+        except Exception as exc:  # noqa: BLE001 - collected for the assertions
+            outcomes[index] = exc
+
+    leader = threading.Thread(target=commits.submit, args=("slow",))
+    leader.start()
+    time.sleep(0.1)
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(items))]
+    for thread in [*threads]:
+        thread.start()
+    for thread in [leader, *threads]:
+        thread.join(timeout=30)
+    return outcomes
+
+
+ITEMS = ["bad" if i == 7 else f"good-{i}" for i in range(40)]
+
+
+def test_a_batch_refused_on_one_value_is_committed_item_by_item(engine: Engine) -> None:
+    from journals.group_commit import GroupCommit
+
+    writes = FlakyWrites()
+    outcomes = submit_behind_a_slow_one(GroupCommit(engine, writes), ITEMS)
+    assert sorted(writes.committed) == sorted(["slow"] + [item for item in ITEMS if item != "bad"])
+    assert [outcome is not None for outcome in outcomes] == [item == "bad" for item in ITEMS]
+
+
+def test_when_the_database_fails_during_the_retry_the_rest_of_the_batch_fails_at_once(engine: Engine) -> None:
+    from journals.group_commit import GroupCommit
+
+    writes = FlakyWrites(fail_after_bad=True)
+    outcomes = submit_behind_a_slow_one(GroupCommit(engine, writes), ITEMS)
+    assert all(outcome is not None for outcome in outcomes) and writes.committed == ["slow"]
+    # The slow one, the refused batch, the first item again: then nobody waits on a database that is gone.
+    assert writes.transactions == 3

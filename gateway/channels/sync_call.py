@@ -26,13 +26,13 @@ from gateway.security.callers import (
 )
 from gateway.security.passwords import SenderAuthenticator
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
+from gateway.store.messages import ON_DELIVERY
 from journals.logging_journal import JournalRecord, LoggingJournal
 from gateway.channels.routing import resolve_delivery_point
 from registry.snapshot import DeliveryPointView, RegistryCache
 
 log = logging.getLogger(__name__)
 SYNC_CALL_MODE = 1
-ON_DELIVERY = "ON_DELIVERY"  # the REQUEST row written before the provider is called
 
 
 class ProviderCaller(Protocol):

@@ -3,7 +3,7 @@
 A field longer than the column it is written to (or looked up in) would make its database statement fail; for
 the logging journal's group commit that is a whole batch of other callers' rows. Such a value is refused at the
 front door with SCE001 naming the field, before any work. Each field's limit is the shortest of its columns'
-lengths, read from the models so that it cannot drift from the schema.
+lengths (``COLUMN_LENGTHS``), held to the migrated schema by a test so that it cannot drift.
 
 The document limits keep the cost of a request proportional to its size: every step after parsing is linear
 in elements, attributes and namespace declarations, and these caps bound them well below what the memory of a
@@ -14,14 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lxml import etree
-from sqlalchemy import Column
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.store.models import AsyncMessage
-from journals.models import LoggingJournalEntry
-
-_JOURNAL = LoggingJournalEntry.__table__.c
-_STORE = AsyncMessage.__table__.c
 
 # Contract limits of Property (shep-wire.md §2.1) that no column enforces: properties are stored as JSON.
 PROPERTY_KEY_MAX = 30
@@ -37,45 +31,65 @@ MAX_NAMESPACE_DECLARATIONS = 2_000
 # libxml2's own nesting limit without huge_tree, named here so that the fault can say it.
 MAX_DEPTH = 256
 
+# The lengths of the columns the fields are kept in (journals/models.py, gateway/store/models.py), written here so
+# that the codec needs no database model; tests/test_field_limits.py holds them to the migrated schema.
+COLUMN_LENGTHS: Mapping[str, int] = {
+    "async_message.correlation_id": 200,
+    "async_message.message_date": 64,
+    "async_message.message_id": 64,
+    "async_message.message_type": 16,
+    "async_message.recipient_id": 200,
+    "async_message.route_id": 200,
+    "async_message.sender_id": 200,
+    "async_message.service_id": 200,
+    "journal_logging.correlation_id": 200,
+    "journal_logging.message_id": 200,
+    "journal_logging.message_type": 16,
+    "journal_logging.recipient": 200,
+    "journal_logging.route_id": 200,
+    "journal_logging.sender": 200,
+    "journal_logging.service_id": 200,
+}
+
 # Per operation, the columns each field it reads is written to or looked up in.
-FIELD_COLUMNS: Mapping[str, Mapping[str, tuple[Column, ...]]] = {
+FIELD_COLUMNS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "SendMessage": {
-        "requestInfo/messageId": (_JOURNAL.message_id,),
-        "requestInfo/correlationId": (_JOURNAL.correlation_id,),
-        "requestInfo/serviceId": (_JOURNAL.service_id,),
-        "requestInfo/routeId": (_JOURNAL.route_id,),
-        "requestInfo/sender/senderId": (_JOURNAL.sender, _JOURNAL.recipient),
+        "requestInfo/messageId": ("journal_logging.message_id",),
+        "requestInfo/correlationId": ("journal_logging.correlation_id",),
+        "requestInfo/serviceId": ("journal_logging.service_id",),
+        "requestInfo/routeId": ("journal_logging.route_id",),
+        "requestInfo/sender/senderId": ("journal_logging.sender", "journal_logging.recipient"),
     },
     "SendMessageResponse": {
-        "responseInfo/messageId": (_JOURNAL.message_id,),
+        "responseInfo/messageId": ("journal_logging.message_id",),
     },
     "sendMessage": {
-        "messageInfo/correlationId": (_STORE.correlation_id, _JOURNAL.correlation_id),
-        "messageInfo/serviceId": (_STORE.service_id, _JOURNAL.service_id),
-        "messageInfo/messageType": (_STORE.message_type, _JOURNAL.message_type),
-        "messageInfo/routeId": (_STORE.route_id, _JOURNAL.route_id),
-        "messageInfo/messageDate": (_STORE.message_date,),
-        "messageInfo/sender/senderId": (_STORE.sender_id, _JOURNAL.sender),
+        "messageInfo/correlationId": ("async_message.correlation_id", "journal_logging.correlation_id"),
+        "messageInfo/serviceId": ("async_message.service_id", "journal_logging.service_id"),
+        "messageInfo/messageType": ("async_message.message_type", "journal_logging.message_type"),
+        "messageInfo/routeId": ("async_message.route_id", "journal_logging.route_id"),
+        "messageInfo/messageDate": ("async_message.message_date",),
+        "messageInfo/sender/senderId": ("async_message.sender_id", "journal_logging.sender"),
     },
     "getMessageStatus": {
-        "request/messageId": (_STORE.message_id,),
-        "request/sender/senderId": (_STORE.sender_id, _STORE.recipient_id),
+        "request/messageId": ("async_message.message_id",),
+        "request/sender/senderId": ("async_message.sender_id", "async_message.recipient_id"),
     },
     "getMessages": {
-        "request/messageId": (_STORE.message_id,),
-        "request/correlationId": (_STORE.correlation_id,),
-        "request/serviceId": (_STORE.service_id,),
-        "request/sender/senderId": (_STORE.recipient_id,),
+        "request/messageId": ("async_message.message_id",),
+        "request/correlationId": ("async_message.correlation_id",),
+        "request/serviceId": ("async_message.service_id",),
+        "request/sender/senderId": ("async_message.recipient_id",),
     },
     "sendDeliveryNotification": {
-        "notification/messageId": (_STORE.message_id,),
-        "notification/serviceId": (_STORE.service_id,),
-        "request/sender/senderId": (_STORE.recipient_id,),
+        "notification/messageId": ("async_message.message_id",),
+        "notification/serviceId": ("async_message.service_id",),
+        "request/sender/senderId": ("async_message.recipient_id",),
     },
 }
 
 FIELD_LIMITS: Mapping[str, Mapping[str, int]] = {
-    operation: {path: min(column.type.length for column in columns) for path, columns in fields.items()}
+    operation: {path: min(COLUMN_LENGTHS[column] for column in columns) for path, columns in fields.items()}
     for operation, fields in FIELD_COLUMNS.items()
 }
 
