@@ -5,6 +5,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -166,8 +167,12 @@ def _respond(
     return [body]
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> GatewayApp:
-    """Build the application for ``settings`` (environment by default); the schema must already be migrated."""
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> GatewayApp:
+    """Build the application for ``settings`` (environment by default); the schema must already be migrated.
+    ``clock`` is the time certificates are judged at: never configurable, only tests of NCA's expired material
+    stop it inside their validity."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
     http_client = HttpClient(
@@ -177,8 +182,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     keys = load_keys(settings)
     adapters = AdapterPool(http_client)
-    trust = load_trust_store(settings)
-    signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), trust)
+    trust = load_trust_store(settings, clock)
+    signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), trust, clock)
     metrics = process_metrics(settings.metrics_dir)
     status_probe = StatusProbe(engine)
     registry = RegistryCache(engine, settings.registry_refresh_seconds)
@@ -192,28 +197,29 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             Bulkhead(provider_call_limit(settings.threads, settings.reserved_threads)),
         ),
         signatures=signatures,
-        can_sign=keys.signer is not None,
+        can_sign=keys.any is not None,
         journal=journal,
     )
     body_bytes = Capacity(settings.max_bytes_in_flight)
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics)
+    gost_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics, prefers_gost=True)
     async_channel = AsyncChannel(
         registry=registry, authenticator=authenticator, store=MessageStore(engine, journal),
-        default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=keys.signer is not None,
+        default_amount=settings.get_messages_default_amount, signatures=signatures, can_sign=keys.any is not None,
     )
     return GatewayApp(
         settings=settings,
         engine=engine,
         endpoints={
             "/bip-sync/": sync_endpoint,
-            "/bip-sync-wss-gost/": sync_endpoint,
+            "/bip-sync-wss-gost/": gost_endpoint,
             "/bip-async/": AsyncEndpoint(async_channel, journal, keys, metrics),
         },
         contracts=ContractDocuments(settings.contracts_dir),
         http_client=http_client,
         adapters=adapters,
         journal=journal,
-        health=HealthCheck(status_probe, keys.signer.certificate if keys.signer else None, trust),
+        health=HealthCheck(status_probe, keys.any.certificate if keys.any else None, trust, trust.ocsp if trust else None),
         metrics=MetricsExporter(metrics, settings.metrics_dir, status_probe.current),
         body_bytes=body_bytes,
         memory=MemoryReturner(lambda: body_bytes.in_use),

@@ -16,6 +16,7 @@ from gateway.commands import registry_admin
 from gateway.commands.incidents import incidents_group
 from gateway.commands.maintenance import maintenance_group
 from gateway.commands.journal_seal import journals_seal_group
+from gateway.commands.signatures import signatures_group
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
 from gateway.urls import wsdl_addresses
@@ -331,6 +332,7 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
 main.add_command(incidents_group)
 main.add_command(maintenance_group)
 main.add_command(journals_seal_group)
+main.add_command(signatures_group)
 main.add_command(registry_admin.tokens)
 for _command in registry_admin.registry.commands.values():
     registry.add_command(_command)

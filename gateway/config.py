@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,11 +55,31 @@ class Settings(BaseSettings):
     )
     previous_signing_cert: Path | None = Field(default=None, description="the certificate of a PEM previous key")
     previous_signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the previous key")
+    gost_signing_key: Path | None = Field(
+        default=None, description="the gateway's GOST signing key: NCA's PKCS#12 (.p12) or an unencrypted PEM PKCS#8"
+    )
+    gost_signing_cert: Path | None = Field(default=None, description="the certificate of a PEM GOST signing key")
+    gost_signing_key_password: SecretStr | None = Field(default=None, description="passphrase of the GOST key")
     trusted_ca_file: Path | None = Field(
-        default=None, description="PEM bundle of trusted CA certificates; without it chains and CRLs are not checked"
+        default=None,
+        description="trusted RSA/ECDSA CA certificates (PEM bundle or DER); without either CA file, chains and "
+        "revocation are not checked",
+    )
+    trusted_gost_ca_file: Path | None = Field(
+        default=None, description="trusted GOST CA certificates (PEM bundle or DER): NCA publishes separate roots"
     )
     crl_sources: str = Field(default="", description="comma-separated CRL files or http(s) URLs of those CAs")
     crl_refresh_seconds: float = Field(default=3600.0, gt=0, description="how often CRLs are fetched again")
+    revocation_policy: Literal["crl", "ocsp", "both"] = Field(
+        default="crl", description="how a signer's revocation is checked: its issuer's CRL, OCSP, or both"
+    )
+    ocsp_responder_url: str | None = Field(
+        default=None, description="an OCSP responder to ask instead of the one a certificate's AIA names"
+    )
+    ocsp_timeout_seconds: float = Field(default=5.0, gt=0, description="how long one OCSP request may take")
+    ocsp_max_age_seconds: float = Field(
+        default=300.0, gt=0, description="how long an OCSP answer is reused (never past its nextUpdate)"
+    )
     replay_window_seconds: float = Field(
         default=900.0, gt=0, description="a signed message seen again within this window is refused as a replay"
     )

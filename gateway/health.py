@@ -3,11 +3,13 @@
 Everything the report takes from the database (maintenance switch, queue depth, delivery points' breakers)
 comes from one statement, cached for ``ttl`` seconds per process, so a poll per second per balancer costs at
 most one query per second per process; a failed query is cached too, so a database outage does not turn every
-poll into a connection attempt. The key's validity and the CRLs' freshness are read from memory.
+poll into a connection attempt. The key's validity, the CRLs' freshness and the OCSP client's state (its
+responders' last outcome, its cached answers) are read from memory.
 
 Status codes: 503 when the database is unavailable or maintenance mode is on (take this gateway out of
 rotation); 200 otherwise, with ``status`` "degraded" and the ``problems`` listed when something needs an
-operator but traffic can still be served (an expired signing key, a stale CRL, switched-off delivery points).
+operator but traffic can still be served (an expired signing key, a stale CRL, an OCSP responder that failed at
+its last try, switched-off delivery points).
 """
 from __future__ import annotations
 
@@ -17,17 +19,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from sqlalchemy import Boolean, DateTime, Engine, Integer, String, cast, func, literal_column, null, select, type_coerce, union_all
 from sqlalchemy.sql.elements import Null
 
 from gateway.maintenance import MAINTENANCE_ROW, MaintenanceState
-from gateway.security.certificates import TrustStore
+from gateway.security.trust import TrustStore
 from gateway.store.messages import PENDING
 from gateway.store.models import DeliveryPointState, DeliveryTask, MaintenanceMode
 from journals.times import as_utc, iso_utc
+
+if TYPE_CHECKING:  # only the type: the report is whatever the client's report() says
+    from gateway.security.ocsp import OcspClient
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +165,15 @@ class StatusProbe:
 
 
 class HealthCheck:
-    """Builds the ``GET /health`` report from the cached database status, the signing key and the CRLs."""
+    """Builds the ``GET /health`` report from the cached database status, the signing key, the CRLs and the OCSP
+    client's responders and cached answers."""
 
-    def __init__(self, probe: StatusProbe, signing_certificate: x509.Certificate | None, trust: TrustStore | None) -> None:
+    def __init__(
+        self, probe: StatusProbe, signing_certificate: x509.Certificate | None, trust: TrustStore | None,
+        ocsp: OcspClient | None = None,
+    ) -> None:
         self._probe = probe
+        self._ocsp = ocsp
         self._key_not_after = signing_certificate.not_valid_after_utc if signing_certificate is not None else None
         self._key_configured = signing_certificate is not None
         self._trust = trust
@@ -184,6 +194,13 @@ class HealthCheck:
                 problems.append(f"CRL {source} is past its nextUpdate")
             crls.append({"source": source, "next_update": iso_utc(next_update), "fresh": fresh})
         report: dict[str, Any] = {"signing_key": key, "crls": crls, "checked_at": iso_utc(clock)}
+        if self._ocsp is not None:
+            report["ocsp"] = self._ocsp.report()
+            for responder in report["ocsp"]["responders"]:
+                if responder["state"] == "unreachable":
+                    problems.append(f"OCSP responder {responder['url']} was unreachable at its last try")
+                elif responder["state"] == "bad_response":
+                    problems.append(f"OCSP responder {responder['url']} gave no usable answer at its last try")
         if status is None:
             report.update(status="unavailable", database="unavailable", maintenance=None, queue_depth=None,
                           switched_off_delivery_points=None, problems=problems + ["the database is unavailable"])

@@ -78,6 +78,7 @@ def service_entry(service: Service) -> ServiceEntry:
         "status_change_notification": service.status_change_notification,
         "delivery_notification": service.delivery_notification,
         "security_mode": service.security_mode,
+        "revocation_fail_open": service.revocation_fail_open,
         "stage": service.stage,
         "registry_stage": service.registry_stage,
         "test_service_addresses": list(service.test_service_addresses or []),

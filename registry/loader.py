@@ -245,6 +245,7 @@ def _apply_service(session: Session, service: Service, entry: Any, systems: dict
     service.status_change_notification = entry.status_change_notification
     service.delivery_notification = entry.delivery_notification
     service.security_mode = entry.security_mode
+    service.revocation_fail_open = entry.revocation_fail_open
     service.stage = entry.stage
     service.registry_stage = entry.registry_stage
     service.test_service_addresses = list(entry.test_service_addresses)

@@ -59,6 +59,8 @@ class DeliveryPoint(RegistryBase):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Calls in flight to this point per gateway process (a bulkhead, gateway/delivery/bulkhead.py).
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_CONCURRENT_CALLS)
+    # What the gateway signs forwarded requests and PUSHes to this point with when it holds both keys: RSA or GOST.
+    signature_algorithm: Mapped[str] = mapped_column(String(8), default="RSA")
 
 
 class InformationSystem(RegistryBase):
@@ -114,6 +116,8 @@ class Service(RegistryBase):
     status_change_notification: Mapped[bool] = mapped_column(Boolean, default=False)
     delivery_notification: Mapped[bool] = mapped_column(Boolean, default=False)
     security_mode: Mapped[int] = mapped_column(Integer, default=0)  # what callers must provide, 0..3
+    # Whether a caller whose certificate's revocation status cannot be learnt (no CRL, OCSP down) is let through.
+    revocation_fail_open: Mapped[bool] = mapped_column(Boolean, default=False)
     stage: Mapped[int | None] = mapped_column(Integer)  # 1 development, 2 test, 3 pilot, 4 production
     registry_stage: Mapped[str] = mapped_column(String(16), default="PRODUCTION")  # TEST or PRODUCTION
     test_service_addresses: Mapped[list[str] | None] = mapped_column(JSON)

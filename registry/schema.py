@@ -116,6 +116,7 @@ class DeliveryPointEntry(_Entry):
     security_mode: Literal[0, 1, 2, 3] = 0
     enabled: bool = True
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=10_000)
+    signature_algorithm: Literal["RSA", "GOST"] = "RSA"
 
     @model_validator(mode="after")
     def _throttling_complete(self) -> DeliveryPointEntry:
@@ -190,6 +191,7 @@ class ServiceEntry(_Entry):
     status_change_notification: bool = False
     delivery_notification: bool = False
     security_mode: Literal[0, 1, 2, 3] = 0
+    revocation_fail_open: bool = False
     stage: Literal[1, 2, 3, 4] | None = None
     registry_stage: Literal["TEST", "PRODUCTION"] = "PRODUCTION"
     test_service_addresses: list[str] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +41,7 @@ class DeliveryPointView:
     adapter_name: str | None = None
     adapter_options: dict[str, str] | None = None
     max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS  # per gateway process
+    signature_algorithm: str = "RSA"  # RSA or GOST: the gateway's key for what it sends to this point
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,16 @@ class SenderView:
         now = datetime.now(UTC)
         usable = [
             (c.not_valid_after_utc, position, c) for position, c in enumerate(self.certificates)
-            if isinstance(c.public_key(), rsa.RSAPublicKey) and c.not_valid_before_utc <= now <= c.not_valid_after_utc
+            if _is_rsa(c) and c.not_valid_before_utc <= now <= c.not_valid_after_utc
         ]
         return max(usable, key=lambda entry: entry[:2], default=(None, None, None))[2]
+
+
+def _is_rsa(certificate: x509.Certificate) -> bool:
+    try:
+        return isinstance(certificate.public_key(), rsa.RSAPublicKey)
+    except UnsupportedAlgorithm:  # a GOST certificate: cryptography does not read its key
+        return False
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class ServiceView:
     delivery_notification: bool
     routes: dict[str, int]
     users: frozenset[str]
+    revocation_fail_open: bool = False
 
     def offers_sync(self) -> bool:
         return self.interaction_mode in ("SYNC", "SYNC_ASYNC")
@@ -133,6 +143,7 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
                 delivery_notification=svc.delivery_notification,
                 routes={r.name: r.delivery_point_id for r in svc.routes},
                 users=frozenset(sender_ids[u.consumer_is_id] for u in svc.users),
+                revocation_fail_open=svc.revocation_fail_open,
             )
         view_fields = [f.name for f in fields(DeliveryPointView)]
         points = {

@@ -173,7 +173,7 @@ def test_a_checkpoint_signed_by_another_key_is_refused_when_the_signer_is_pinned
 ) -> None:
     write(journals, 3)
     key, cert = participant("990140000077")
-    seal(engine, EnvelopeSigner(key, cert))
+    seal(engine, EnvelopeSigner.from_pem(key, cert))
     assert logging_problem(engine) is None  # validly signed by *a* key
     problem = logging_problem(engine, [signer.cert_pem])
     assert problem is not None and problem.startswith("checkpoint at seq 3: signed by an untrusted certificate")

@@ -20,6 +20,7 @@ from gateway.security.callers import (
     answer_recipient,
 )
 from gateway.security.passwords import SenderAuthenticator
+from gateway.security.public_keys import is_gost
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
@@ -48,6 +49,7 @@ class Accepted:
     correlation_id: str
     signed: bool
     answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
+    caller_signed_gost: bool = False  # the answer goes in the algorithm the caller signed with
 
 
 def message_row(data: etree._Element, **fields: object) -> dict[str, object]:
@@ -139,9 +141,13 @@ class AsyncChannel:
         if service.security_mode >= GATEWAY_SIGNS_MODE and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
         recipient_certificate = None
+        caller_gost = False
         if service.security_mode >= SIGNED_CALLER_MODE:
             sender = snapshot.senders[sender_id]
-            caller_certificate = self._signatures.check(snapshot, sender, None, protection, service.security_mode)
+            caller_certificate = self._signatures.check(
+                snapshot, sender, None, protection, service.security_mode, service.revocation_fail_open
+            )
+            caller_gost = is_gost(caller_certificate)
             if service.security_mode >= ENCRYPTED_MODE:
                 recipient_certificate = answer_recipient(sender, caller_certificate)
         message_id = new_message_id()
@@ -182,7 +188,8 @@ class AsyncChannel:
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
         self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
         return Accepted(
-            message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE, answer_recipient=recipient_certificate
+            message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE,
+            answer_recipient=recipient_certificate, caller_signed_gost=caller_gost,
         )
 
     @staticmethod

@@ -25,6 +25,7 @@ from gateway.security.callers import (
     answer_recipient,
 )
 from gateway.security.passwords import SenderAuthenticator
+from gateway.security.public_keys import is_gost
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
 from gateway.store.messages import ON_DELIVERY
 from journals.logging_journal import JournalRecord, LoggingJournal
@@ -70,6 +71,7 @@ class SyncExchange:
     error: GatewayError | None = None
     sign_answer: bool = False
     answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
+    caller_signed_gost: bool | None = None  # known when the caller's signature was checked: answer in its algorithm
 
     def _common(self) -> dict[str, object]:
         request = self.request
@@ -171,8 +173,9 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         if service.security_mode >= SIGNED_CALLER_MODE:
             caller_certificate = self._signatures.check(
-                snapshot, sender, request.message_id, protection, service.security_mode
+                snapshot, sender, request.message_id, protection, service.security_mode, service.revocation_fail_open
             )
+            exchange.caller_signed_gost = is_gost(caller_certificate)
             if service.security_mode >= ENCRYPTED_MODE:
                 exchange.answer_recipient = answer_recipient(sender, caller_certificate)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)

@@ -15,7 +15,7 @@ from journals.verify import VerifyReport, verify
 
 
 def _signer(settings: Settings):  # noqa: ANN202 - an EnvelopeSigner
-    signer = load_keys(settings).signer
+    signer = load_keys(settings).sealing
     if signer is None:
         raise click.ClickException("sealing and archiving sign with the gateway's key: set GATEWAY_SIGNING_KEY")
     return signer

@@ -35,7 +35,7 @@ from gateway.soap import async_messages as wire
 from gateway.soap.async_endpoint import STATUS_TEXT, message_info_of, stored_data
 from gateway.security.callers import ENCRYPTED_MODE, GATEWAY_SIGNS_MODE
 from gateway.security.encryption import protect
-from gateway.security.wssec import EnvelopeSigner
+from gateway.security.keys import GatewayKeys
 from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
 from gateway.soap.values import format_datetime, new_session_id
 from gateway.store.messages import (
@@ -81,7 +81,7 @@ class DeliveryWorker:
         guard: DeliveryGuard,
         client: HttpClient,
         settings: WorkerSettings,
-        signer: EnvelopeSigner | None,
+        keys: GatewayKeys,
         adapters: AdapterPool,
         metrics: GatewayMetrics | None = None,
     ) -> None:
@@ -91,7 +91,7 @@ class DeliveryWorker:
         self._guard = guard
         self._client = client
         self._settings = settings
-        self._signer = signer
+        self._keys = keys
         self._adapters = adapters
         # This process's instruments (the app's too, when both run in one process).
         self._metrics = metrics or process_metrics(None)
@@ -147,7 +147,7 @@ class DeliveryWorker:
             outcome = self._ask_adapter(task, message, point)
             transient = isinstance(outcome, GatewayError) and outcome.error in TRANSIENT_ADAPTER_ERRORS
             error = str(outcome) if transient else None
-        elif point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
+        elif point.security_mode >= GATEWAY_SIGNS_MODE and self._keys.any is None:
             error = NO_SIGNING_KEY
         else:
             error = self._call(
@@ -205,7 +205,7 @@ class DeliveryWorker:
         if point.adapter_name is not None:
             self._deliver_to_adapter(task, message, point, snapshot)
             return
-        if point.security_mode >= GATEWAY_SIGNS_MODE and self._signer is None:
+        if point.security_mode >= GATEWAY_SIGNS_MODE and self._keys.any is None:
             self._failed(task, message, point, snapshot, NO_SIGNING_KEY)
             return
         body = self._envelope(task, message, point, snapshot)
@@ -286,7 +286,8 @@ class DeliveryWorker:
             if recipient is None:
                 log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",
                             point.id, recipient_id)
-        return build_envelope(self._payload(task, message), protect(self._signer, recipient))
+        signer = self._keys.for_gost(point.signature_algorithm == "GOST")
+        return build_envelope(self._payload(task, message), protect(signer, recipient))
 
     def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
         if task.kind == MESSAGE_TASK:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography import x509
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.certificates import TrustStore, check_signer
+from gateway.security.certificates import check_signer
 from gateway.security.encryption import can_encrypt_to
 from gateway.security.replay import ReplayGuard
+from gateway.security.trust import TrustStore
 from gateway.security.wssec import CertificateLookup, VerifiedSignature
 from registry.snapshot import RegistrySnapshot, SenderView
 
@@ -33,9 +35,12 @@ class ReceivedProtection:
 class CallerSignatures:
     """Verifies a caller's transport signature, binds it to the sender's organisation, checks trust and replay."""
 
-    def __init__(self, replay: ReplayGuard, trust: TrustStore | None) -> None:
+    def __init__(
+        self, replay: ReplayGuard, trust: TrustStore | None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._replay = replay
         self._trust = trust
+        self._clock = clock
 
     def check(
         self,
@@ -44,15 +49,16 @@ class CallerSignatures:
         message_id: str | None,
         protection: ReceivedProtection,
         security_mode: int,
+        revocation_fail_open: bool = False,
     ) -> x509.Certificate:
         """Raise the catalogue error for the first thing wrong with the caller's protection; return the
         certificate the caller signed with."""
         if security_mode >= ENCRYPTED_MODE and not protection.encrypted:
             raise GatewayError(ErrorCode.MESSAGE_NOT_ENCRYPTED, "the service is in security mode 3")
         signature = protection.verify(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
-        check_signer(signature.certificate, sender.organisation_bin)
+        check_signer(signature.certificate, sender.organisation_bin, self._clock())
         if self._trust is not None:
-            self._trust.check(signature.certificate)
+            self._trust.check(signature.certificate, revocation_fail_open)
         self._replay.check(signature.signature_value, sender.sender_id, message_id)
         return signature.certificate
 

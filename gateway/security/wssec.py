@@ -6,8 +6,8 @@ referenced by ``wsu:Id``, exclusive c14n, the signer's certificate inline in an 
 carrying that Id, which must be the envelope's own Body (so a signed Body moved elsewhere and replaced — signature
 wrapping — is refused), with exactly one transform, exclusive c14n (as WS-I Basic Security Profile 1.1 R5416 and
 R5423 ask), and algorithms from :data:`gateway.security.xmldsig.SIGNATURE_ALGORITHMS`. Only then does it
-canonicalise and check digest and signature (:mod:`gateway.security.xmldsig`). A GOST provider (KalkanCrypt) would
-join by adding its URIs to that table with a verifier of its own; none is available on a public registry.
+canonicalise and check digest and signature (:mod:`gateway.security.xmldsig`): RSA, ECDSA, and GOST 34.310 2004
+and 2015 as NCA makes them (gost.md).
 """
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.xmldsig import (
-    DIGEST_ALGORITHMS, DS, ECDSA_SHA256, EXC_C14N, RSA_SHA256, SHA256, SIGNATURE_ALGORITHMS, SignatureAlgorithm, canonical,
-    digest, digest_matches, prefix_list,
+    DIGEST_ALGORITHMS, DS, EXC_C14N, SIGNATURE_ALGORITHMS, SignatureAlgorithm, SigningKey, canonical, digest,
+    digest_matches, prefix_list, signing_methods,
 )
+from gateway.security.public_keys import Gost2015PrivateKey, GostPrivateKey, public_key_of
+from gateway.security.signing_keys import load_pkcs12, load_signing_key
 from gateway.soap.namespaces import SOAP_ENV, WSSE, WSU
 
 X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
@@ -237,7 +237,11 @@ def verify_envelope(root: etree._Element, registered: CertificateLookup = _none_
     value = _base64_value(signature.findtext(f"{{{DS}}}SignatureValue"), "SignatureValue")
     if not digest_matches(canonical(signed.body, signed.body_prefixes), signed.digest_method, signed.digest_value):
         raise _invalid("the Body's digest does not match: the message was changed after it was signed")
-    if not signed.algorithm.verify(certificate.public_key(), value, canonical(signed.signed_info, signed.signed_info_prefixes)):
+    try:
+        public_key = public_key_of(certificate)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    if not signed.algorithm.verify(public_key, value, canonical(signed.signed_info, signed.signed_info_prefixes)):
         raise _invalid("the signature does not verify: the message was changed or signed with another key")
     return VerifiedSignature(certificate, value)
 
@@ -246,11 +250,16 @@ class EnvelopeSigner:
     """The gateway's own signing key and certificate (Layout A), parsed once: loading a private key costs more
     than signing with it."""
 
-    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
-        self.cert_pem = cert_pem
-        self.private_key = _signing_key(serialization.load_pem_private_key(key_pem, None))
-        certificate = self.certificate = x509.load_pem_x509_certificate(cert_pem)
-        self._signature = _signature_template(self.private_key, certificate)
+    def __init__(self, private_key: SigningKey, certificate: x509.Certificate) -> None:
+        self.private_key = private_key
+        self.certificate = certificate
+        self.cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+        self._signature = _signature_template(private_key, certificate)
+
+    @property
+    def is_gost(self) -> bool:
+        """Whether this key signs with GOST 34.310 (else RSA or ECDSA)."""
+        return isinstance(self.private_key, (GostPrivateKey, Gost2015PrivateKey))
 
     def sign(self, root: etree._Element) -> bytes:
         """Sign ``root``'s Body and serialise the envelope."""
@@ -262,53 +271,43 @@ class EnvelopeSigner:
         _sign(root, self.private_key, copy.deepcopy(self._signature))
 
     @classmethod
+    def from_pem(cls, key_pem: bytes, cert_pem: bytes) -> EnvelopeSigner:
+        """From an unencrypted PEM private key (RSA, ECDSA or GOST PKCS#8) and its PEM certificate."""
+        return cls(load_signing_key(key_pem, None), x509.load_pem_x509_certificate(cert_pem))
+
+    @classmethod
     def load(cls, key_path: Path, cert_path: Path | None, password: str | None) -> EnvelopeSigner:
-        """From a PKCS#12 file (``.p12``/``.pfx``) or a PEM key with its PEM certificate."""
-        secret = password.encode() if password else None
+        """From a PKCS#12 file (``.p12``/``.pfx``; NCA's GOST ones included) or a PEM key with its PEM
+        certificate."""
         data = key_path.read_bytes()
         if key_path.suffix.lower() in (".p12", ".pfx"):
-            key, certificate, _ = pkcs12.load_key_and_certificates(data, secret)
-            if key is None or certificate is None:
-                raise ValueError(f"{key_path} holds no key and certificate")
+            key, certificate = load_pkcs12(data, password)
         else:
             if cert_path is None:
                 raise ValueError("a PEM signing key needs its certificate (GATEWAY_SIGNING_CERT)")
-            key = serialization.load_pem_private_key(data, secret)
+            key = load_signing_key(data, password)
             certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        return cls(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-            certificate.public_bytes(serialization.Encoding.PEM),
-        )
+        return cls(key, certificate)
 
 
 def sign_envelope(root: etree._Element, key_pem: bytes, cert_pem: bytes) -> etree._Element:
-    """Sign the Body of ``root`` in place, Layout A (as the NIT reference client does), with RSA-SHA256 or
-    ECDSA-SHA256 by the kind of key, and return ``root``."""
-    key = _signing_key(serialization.load_pem_private_key(key_pem, None))
-    _sign(root, key, _signature_template(key, x509.load_pem_x509_certificate(cert_pem)))
+    """Sign the Body of ``root`` in place, Layout A (as the NIT reference client does), with RSA-SHA256,
+    ECDSA-SHA256 or GOST 34.310 by the kind of key, and return ``root``."""
+    EnvelopeSigner.from_pem(key_pem, cert_pem).sign_in_place(root)
     return root
-
-
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def _signing_key(key: object) -> SigningKey:
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ValueError("the signing key must be RSA or ECDSA")
-    return key
 
 
 def _signature_template(key: SigningKey, certificate: x509.Certificate) -> etree._Element:
     """A ds:Signature to fill in (Reference URI, DigestValue, SignatureValue): a signer copies one built once,
     about six times cheaper than building it element by element for every message."""
-    method = ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
+    method, digest_method = signing_methods(key)
     signature = etree.Element(f"{{{DS}}}Signature", nsmap={"ds": DS, "wsse": WSSE})
     signed_info = etree.SubElement(signature, f"{{{DS}}}SignedInfo")
     etree.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
     etree.SubElement(signed_info, f"{{{DS}}}SignatureMethod", Algorithm=method)
     reference = etree.SubElement(signed_info, f"{{{DS}}}Reference")
     etree.SubElement(etree.SubElement(reference, f"{{{DS}}}Transforms"), f"{{{DS}}}Transform", Algorithm=EXC_C14N)
-    etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm=SHA256)
+    etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm=digest_method)
     etree.SubElement(reference, f"{{{DS}}}DigestValue")
     etree.SubElement(signature, f"{{{DS}}}SignatureValue")
     token = etree.SubElement(etree.SubElement(signature, f"{{{DS}}}KeyInfo"), f"{{{WSSE}}}SecurityTokenReference")
@@ -332,6 +331,6 @@ def _sign(root: etree._Element, key: SigningKey, signature: etree._Element) -> N
     signed_info, value = signature[0], signature[1]
     reference = signed_info[2]
     reference.set("URI", f"#{body_id}")
-    reference[2].text = base64.b64encode(digest(canonical(body, []), SHA256)).decode()
+    reference[2].text = base64.b64encode(digest(canonical(body, []), reference[1].get("Algorithm"))).decode()
     algorithm = SIGNATURE_ALGORITHMS[signed_info[1].get("Algorithm")]
     value.text = base64.b64encode(algorithm.sign(key, canonical(signed_info, []))).decode()

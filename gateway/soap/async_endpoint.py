@@ -75,7 +75,7 @@ class AsyncEndpoint:
                 answer = wire.build_send_message_response(
                     accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
                 )
-                signer = protect(self._keys.signer, accepted.answer_recipient) if accepted.signed else None
+                signer = protect(self._keys.for_gost(accepted.caller_signed_gost), accepted.answer_recipient) if accepted.signed else None
                 envelope_out = build_envelope(answer, signer)
                 self._metrics.exchange("ASYNC", info.service_id, "ACCEPTED", time.monotonic() - started)
                 return 200, envelope_out

@@ -28,16 +28,25 @@ failures = FailureLog(log)
 
 
 class SyncEndpoint:
-    """Handles one POSTed envelope on the synchronous channel."""
+    """Handles one POSTed envelope on the synchronous channel. The answer is signed in the algorithm the caller
+    signed with; when the caller's signature was not checked, in GOST on ``/bip-sync-wss-gost/``
+    (``prefers_gost``) and RSA elsewhere."""
 
     def __init__(
-        self, channel: SyncChannel, journal: LoggingJournal, budget_seconds: float, keys: GatewayKeys, metrics: GatewayMetrics
+        self,
+        channel: SyncChannel,
+        journal: LoggingJournal,
+        budget_seconds: float,
+        keys: GatewayKeys,
+        metrics: GatewayMetrics,
+        prefers_gost: bool = False,
     ) -> None:
         self._channel = channel
         self._journal = journal
         self._budget = budget_seconds
         self._keys = keys
         self._metrics = metrics
+        self._prefers_gost = prefers_gost
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
@@ -51,7 +60,8 @@ class SyncEndpoint:
             request = read_send_message(envelope.payload)
             protection = ReceivedProtection(opened.encrypted, lambda registered: verify_envelope(opened.signed_root, registered))
             response = self._channel.send_message(request, exchange, deadline, protection)
-            signer = protect(self._keys.signer, exchange.answer_recipient) if exchange.sign_answer else None
+            gost = self._prefers_gost if exchange.caller_signed_gost is None else exchange.caller_signed_gost
+            signer = protect(self._keys.for_gost(gost), exchange.answer_recipient) if exchange.sign_answer else None
             answer = build_envelope(build_send_message_response(response, exchange.session_id), signer)
             status = 200
         except GatewayError as exc:

@@ -1,0 +1,105 @@
+"""In-process CPU of one transport signature: verifying a signed ~1 KB envelope (shape, canonical forms, digest,
+signature) and signing one, RSA-2048 beside GOST 34.310-2004, passes interleaved so that a change in the machine's
+speed touches both alike. Used by ``signed_sync.py``; runs alone too:
+
+    .venv/bin/python bench/signing_cpu.py [--messages 300] [--passes 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from gateway.security.pki import create_ca, issue_participant
+from gateway.security.pki_gost import create_gost_ca, issue_gost_participant
+from gateway.security.wssec import EnvelopeSigner, verify_envelope
+
+TARGET_GOST_VERIFY_MS = 2.0
+TARGET_GOST_SIGN_MS = 1.0
+# About 1 KB of Body, as a typical SendMessage with a person's record.
+ENVELOPE = (
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
+    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
+    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
+    "<sender><senderId>bench</senderId><password>bench-password</password></sender></requestInfo>"
+    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name>'
+    "<address>{address}</address></person></data></requestData></request></ns2:SendMessage></soapenv:Body></soapenv:Envelope>"
+)
+
+
+@dataclass
+class Algorithm:
+    """One algorithm's signer and what was measured of it, ms of CPU per message for each pass."""
+
+    name: str
+    signer: EnvelopeSigner
+    verify_ms: list[float] = field(default_factory=list)
+    sign_ms: list[float] = field(default_factory=list)
+
+
+def envelope() -> etree._Element:
+    return etree.fromstring(ENVELOPE.format(message_id=uuid.uuid4(), address="Astana, Mangilik El 55/" + "x" * 480).encode())
+
+
+def _cpu_ms(action: Callable[[], object], count: int) -> float:
+    started = time.process_time()
+    for _ in range(count):
+        action()
+    return (time.process_time() - started) / count * 1000
+
+
+def measure(algorithms: list[Algorithm], messages: int, passes: int) -> None:
+    """Sign ``messages`` envelopes and verify them, per algorithm and pass, interleaved."""
+    for _ in range(passes):
+        for algorithm in algorithms:
+            signed = [etree.tostring(etree.fromstring(algorithm.signer.sign(envelope()))) for _ in range(messages)]
+            parsed = iter([etree.fromstring(data) for data in signed])
+            algorithm.verify_ms.append(_cpu_ms(lambda: verify_envelope(next(parsed)), messages))
+            bodies = iter([envelope() for _ in range(messages)])
+            algorithm.sign_ms.append(_cpu_ms(lambda: algorithm.signer.sign_in_place(next(bodies)), messages))
+
+
+def signers() -> list[Algorithm]:
+    """An RSA-2048 and a GOST 2004 participant of test CAs."""
+    rsa = issue_participant(create_ca(), "990140000022", common_name="bench caller")
+    gost = issue_gost_participant(create_gost_ca(), "990140000022", common_name="bench caller")
+    return [Algorithm("RSA-2048", EnvelopeSigner.from_pem(rsa.key_pem, rsa.cert_pem)),
+            Algorithm("GOST-2004", EnvelopeSigner.from_pem(gost.key_pem, gost.cert_pem))]
+
+
+def report(algorithms: list[Algorithm]) -> None:
+    """Print the median pass of each, and whether GOST meets its targets."""
+    print(f"{'':10}{'verify ms':>11}{'sign ms':>9}   verify passes / sign passes")
+    for algorithm in algorithms:
+        print(f"{algorithm.name:10}{statistics.median(algorithm.verify_ms):11.3f}{statistics.median(algorithm.sign_ms):9.3f}   "
+              f"{', '.join(f'{v:.3f}' for v in algorithm.verify_ms)} / {', '.join(f'{v:.3f}' for v in algorithm.sign_ms)}")
+    gost = next(a for a in algorithms if a.name.startswith("GOST"))
+    verify, sign = statistics.median(gost.verify_ms), statistics.median(gost.sign_ms)
+    print(f"GOST verify of a ~1 KB envelope: {verify:.2f} ms CPU (target <= {TARGET_GOST_VERIFY_MS}: "
+          f"{'met' if verify <= TARGET_GOST_VERIFY_MS else 'NOT met'}); sign: {sign:.2f} ms (target <= "
+          f"{TARGET_GOST_SIGN_MS}: {'met' if sign <= TARGET_GOST_SIGN_MS else 'NOT met'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300, help="messages per algorithm and pass")
+    parser.add_argument("--passes", type=int, default=5)
+    args = parser.parse_args()
+    algorithms = signers()
+    measure(algorithms, min(args.messages, 10), 1)  # warm-up: caches of certificates and precomputed tables
+    for algorithm in algorithms:
+        algorithm.verify_ms.clear()
+        algorithm.sign_ms.clear()
+    measure(algorithms, args.messages, args.passes)
+    print(f"transport signature CPU in-process, {args.passes} passes x {args.messages} messages (median pass)")
+    report(algorithms)
+
+
+if __name__ == "__main__":
+    main()
