@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from gateway.commands import registry_admin
 from gateway.commands.incidents import incidents_group
 from gateway.commands.maintenance import maintenance_group
 from gateway.commands.journal_seal import journals_seal_group
+from gateway.commands.keys import keys_group
 from gateway.commands.signatures import signatures_group
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
@@ -101,8 +103,10 @@ def delivery_enable(point: int) -> None:
 @click.option("--port", type=int, help="gateway port (GATEWAY_PORT)")
 def demo(port: int | None) -> None:
     """The embedded default: SQLite, the sample registry, the emulators, the gateway and its delivery worker, with
-    a test PKI in var/pki (created on first run) so that the sample services show signed traffic."""
-    _demo_pki(Path("var/pki"))
+    a test PKI in var/pki (created on first run) so that the sample services show signed traffic, RSA and GOST."""
+    from gateway.commands.demo_pki import OCSP_PORT, prepare_demo_pki, show_gost_exchange
+
+    ocsp_arguments = prepare_demo_pki(Path("var/pki"))
     # Several gunicorn workers answer /metrics: they share their counts through this folder.
     os.environ.setdefault("GATEWAY_METRICS_DIR", "var/metrics")
     settings = _settings(port=port)
@@ -118,44 +122,26 @@ def demo(port: int | None) -> None:
         (emulator_port, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", name, "--port", str(emulator_port)]))
         for name, emulator_port in ports.items()
     ]
+    emulators.append((OCSP_PORT, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", *ocsp_arguments])))
     try:
         for emulator_port, process in emulators:
             _wait_for(f"http://127.0.0.1:{emulator_port}/", process)
         click.echo(f"provider emulator on http://127.0.0.1:{DEMO_PROVIDER_PORT}/provider, "
                    f"PUSH recipient emulator on http://127.0.0.1:{DEMO_RECIPIENT_PORT}/push, backend emulators "
-                   + ", ".join(f"{name} http://127.0.0.1:{backend_port}/" for name, backend_port in DEMO_BACKENDS.items()))
-        _run_server(settings)
+                   + ", ".join(f"{name} http://127.0.0.1:{backend_port}/" for name, backend_port in DEMO_BACKENDS.items())
+                   + f", OCSP responder http://127.0.0.1:{OCSP_PORT}/")
+        _run_server(settings, lambda: show_gost_exchange(f"http://{settings.host}:{settings.port}/bip-sync-wss-gost/"))
     finally:
         for _, process in emulators:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
 
 
-def _demo_pki(folder: Path) -> None:
-    """Create the demo's test CA and the gateway's certificate once, and point the settings at them (through the
-    environment, so the delivery worker process sees them too)."""
-    from gateway.security.pki import create_ca, create_crl, issue_participant
-
-    if not (folder / "gateway.pem").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        ca = create_ca("Demo national CA (RSA TEST)")
-        gateway = issue_participant(ca, "990140000033", common_name="e-government gateway (demo)")
-        _write_private(folder / "ca.key", ca.key_pem)
-        (folder / "ca.pem").write_bytes(ca.cert_pem)
-        (folder / "ca.crl").write_bytes(create_crl(ca, []))
-        _write_private(folder / "gateway.key", gateway.key_pem)
-        (folder / "gateway.pem").write_bytes(gateway.cert_pem)
-    for name, file in (("SIGNING_KEY", "gateway.key"), ("SIGNING_CERT", "gateway.pem"), ("TRUSTED_CA_FILE", "ca.pem"), ("CRL_SOURCES", "ca.crl")):
-        os.environ.setdefault(f"GATEWAY_{name}", str(folder / file))
-    click.echo(f"demo PKI in {folder}: the gateway signs with gateway.pem; issue callers' certificates with "
-               f"'gateway keys issue {folder} NAME --bin BIN'")
-
-
 def _settings(**overrides: object) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _run_server(settings: Settings) -> None:
+def _run_server(settings: Settings, when_up: Callable[[], None] | None = None) -> None:
     from gateway.metrics import prepare_metrics_dir
     from gateway.server import GatewayServer
 
@@ -163,6 +149,8 @@ def _run_server(settings: Settings) -> None:
         click.echo(f"gateway listening on {settings.host}:{settings.port} (database {_safe_url(settings.database_url)})")
         for address in wsdl_addresses(settings):
             click.echo(f"WSDL: {address}")
+        if when_up is not None:
+            when_up()
 
     if settings.metrics_dir is not None:
         # Before any process starts: every gunicorn worker and the delivery worker inherit the folder.
@@ -232,77 +220,28 @@ def registry_load(file: Path, check: bool) -> None:
 
 
 @main.group()
-def keys() -> None:
-    """A test PKI: a CA, participant certificates carrying BINs, CRLs (never for production)."""
-
-
-@keys.command("create-ca")
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--name", default="Test national CA (RSA TEST)", show_default=True)
-def keys_create_ca(folder: Path, name: str) -> None:
-    """Create a test CA (FOLDER/ca.key, FOLDER/ca.pem) and its empty CRL (FOLDER/ca.crl)."""
-    from gateway.security.pki import create_ca, create_crl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    ca = create_ca(name)
-    _write_private(folder / "ca.key", ca.key_pem)
-    (folder / "ca.pem").write_bytes(ca.cert_pem)
-    (folder / "ca.crl").write_bytes(create_crl(ca, []))
-    click.echo(f"CA written to {folder}/ca.pem (key ca.key, CRL ca.crl)")
-
-
-@keys.command("issue")
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.argument("holder")
-@click.option("--bin", "bin_", help="the organisation's BIN (12 digits); omit for an individual's certificate")
-@click.option("--ecdsa", is_flag=True, help="a P-256 key instead of RSA-2048")
-@click.option("--days", type=int, default=365, show_default=True)
-def keys_issue(folder: Path, holder: str, bin_: str | None, ecdsa: bool, days: int) -> None:
-    """Issue a signing certificate for HOLDER from the CA in FOLDER (FOLDER/HOLDER.key, FOLDER/HOLDER.pem)."""
-    from gateway.security.pki import Issued, issue_participant
-
-    ca = Issued((folder / "ca.key").read_bytes(), (folder / "ca.pem").read_bytes())
-    issued = issue_participant(ca, bin_, common_name=holder, ecdsa=ecdsa, valid_days=days)
-    _write_private(folder / f"{holder}.key", issued.key_pem)
-    (folder / f"{holder}.pem").write_bytes(issued.cert_pem)
-    click.echo(f"{holder}: serial {issued.certificate.serial_number:x}, subject {issued.certificate.subject.rfc4514_string()}")
-
-
-@keys.command("revoke")
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.argument("holder")
-def keys_revoke(folder: Path, holder: str) -> None:
-    """Add HOLDER's certificate to the CA's CRL (FOLDER/ca.crl)."""
-    from cryptography import x509
-
-    from gateway.security.pki import Issued, create_crl
-
-    ca = Issued((folder / "ca.key").read_bytes(), (folder / "ca.pem").read_bytes())
-    crl_path = folder / "ca.crl"
-    revoked = [entry.serial_number for entry in x509.load_pem_x509_crl(crl_path.read_bytes())] if crl_path.exists() else []
-    revoked.append(x509.load_pem_x509_certificate((folder / f"{holder}.pem").read_bytes()).serial_number)
-    crl_path.write_bytes(create_crl(ca, revoked))
-    click.echo(f"{holder} revoked; {crl_path} lists {len(revoked)} certificate(s)")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
-
-
-@main.group()
 def emulators() -> None:
     """Stand-ins for the systems behind the gateway."""
 
 
 @emulators.command("run")
-@click.argument("name", type=click.Choice(["sync-provider", "push-recipient", *BACKEND_EMULATORS]))
+@click.argument("name", type=click.Choice(["sync-provider", "push-recipient", "ocsp", *BACKEND_EMULATORS]))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=DEMO_PROVIDER_PORT, show_default=True)
 @click.option("--delay-ms", type=int, default=0, help="answer this much later")
 @click.option("--fault", is_flag=True, help="answer every request with a SOAP fault")
 @click.option("--sign-data", is_flag=True, help="sign the business data of every answer")
-def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, sign_data: bool) -> None:
+@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="ocsp: the CA it answers for")
+@click.option("--responder-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="ocsp: the unencrypted PEM key (RSA or EC) it signs with: the CA's, or a delegated responder's")
+@click.option("--responder-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="ocsp: the delegated responder's certificate (absent: the key is the CA's)")
+@click.option("--next-update-seconds", type=float, default=3600.0, show_default=True,
+              help="ocsp: nextUpdate of its answers; 0 for none, as NCA's")
+def emulators_run(
+    name: str, host: str, port: int, delay_ms: int, fault: bool, sign_data: bool, ca_cert: Path | None,
+    responder_key: Path | None, responder_cert: Path | None, next_update_seconds: float,
+) -> None:
     """Run emulator NAME in the foreground."""
     from datetime import UTC, datetime
 
@@ -314,7 +253,13 @@ def emulators_run(name: str, host: str, port: int, delay_ms: int, fault: bool, s
     from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 
     app: object
-    if name in BACKEND_EMULATORS:
+    if name == "ocsp":
+        from gateway.emulators.ocsp_responder import OcspResponderEmulator
+
+        if ca_cert is None or responder_key is None:
+            raise click.UsageError("the ocsp emulator needs --ca-cert and --responder-key")
+        app = OcspResponderEmulator.from_files(ca_cert, responder_key, responder_cert, next_update_seconds or None)
+    elif name in BACKEND_EMULATORS:
         app = importlib.import_module(BACKEND_EMULATORS[name]).make_emulator(delay_seconds=delay_ms / 1000)
     elif name == "push-recipient":
         app = PushRecipientEmulator(RecipientBehaviour(fail_next=10**9 if fault else 0, delay_seconds=delay_ms / 1000))
@@ -333,6 +278,7 @@ main.add_command(incidents_group)
 main.add_command(maintenance_group)
 main.add_command(journals_seal_group)
 main.add_command(signatures_group)
+main.add_command(keys_group)
 main.add_command(registry_admin.tokens)
 for _command in registry_admin.registry.commands.values():
     registry.add_command(_command)

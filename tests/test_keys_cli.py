@@ -1,38 +1,95 @@
-"""``gateway keys``: a test CA, certificates carrying BINs that the gateway's trust store accepts, and revocation."""
+"""``gateway keys``: test CAs of every algorithm NCA uses, certificates carrying BIN and IIN as NCA's do, that the
+gateway's trust store accepts, PKCS#12 that other peers open, and revocation."""
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
+from lxml import etree
 
 from gateway.cli import main
 from gateway.errors import GatewayError
-from gateway.security.certificates import TrustStore, organisation_bin
+from gateway.security.certificates import holder_iin, organisation_bin
+from gateway.security.crls import CrlStore
+from gateway.security.public_keys import Gost2015PublicKey, GostPublicKey, issued_by, public_key_of
+from gateway.security.trust import Family, TrustStore, load_certificates
+from gateway.security.wssec import EnvelopeSigner, verify_envelope
+from tests.wire import sync_request
 
 
-def test_create_issue_revoke(tmp_path: Path) -> None:
-    runner = CliRunner()
-    assert runner.invoke(main, ["keys", "create-ca", str(tmp_path)]).exit_code == 0
-    result = runner.invoke(main, ["keys", "issue", str(tmp_path), "pep", "--bin", "990140000022"])
+def keys(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, ["keys", *map(str, args)])
+
+
+def trust_store(folder: Path, refresh_seconds: float = 0.001) -> TrustStore:
+    cas = load_certificates(folder / "ca.pem")
+    family = Family.GOST if isinstance(public_key_of(cas[0]), (GostPublicKey, Gost2015PublicKey)) else Family.RSA
+    return TrustStore({family: cas}, CrlStore(cas, [str(folder / "ca.crl")], refresh_seconds))
+
+
+@pytest.mark.parametrize("algorithm", ["rsa", "gost2004", "gost2015"])
+def test_create_issue_sign_revoke(tmp_path: Path, algorithm: str) -> None:
+    assert keys("create-ca", tmp_path, "--algorithm", algorithm).exit_code == 0
+    result = keys("issue", tmp_path, "akimat", "--bin", "990140000077", "--iin", "880101300123", "--p12-password", "p12-secret")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "pep.key").stat().st_mode & 0o077 == 0, "private keys are readable by their owner only"
-    certificate = x509.load_pem_x509_certificate((tmp_path / "pep.pem").read_bytes())
-    assert organisation_bin(certificate) == "990140000022"
-    store = TrustStore.from_files(tmp_path / "ca.pem", [str(tmp_path / "ca.crl")], refresh_seconds=0.001)
+    assert (tmp_path / "akimat.key").stat().st_mode & 0o077 == 0, "private keys are readable by their owner only"
+    certificate = x509.load_pem_x509_certificate((tmp_path / "akimat.pem").read_bytes())
+    assert organisation_bin(certificate) == "990140000077" and holder_iin(certificate) == "880101300123"
+    assert issued_by(certificate, load_certificates(tmp_path / "ca.pem")[0])
+    for signer in (EnvelopeSigner.load(tmp_path / "akimat.key", tmp_path / "akimat.pem", None),
+                   EnvelopeSigner.load(tmp_path / "akimat.p12", None, "p12-secret")):
+        assert verify_envelope(etree.fromstring(signer.sign(etree.fromstring(sync_request().encode())))).certificate == certificate
+    store = trust_store(tmp_path)
     store.check(certificate)
-    assert runner.invoke(main, ["keys", "revoke", str(tmp_path), "pep"]).exit_code == 0
+    assert keys("revoke", tmp_path, "akimat").exit_code == 0
     with pytest.raises(GatewayError) as refused:
         store.check(certificate)
     assert refused.value.error.code == "SCE005"
 
 
+def test_an_existing_ca_or_key_is_not_overwritten_without_force(tmp_path: Path) -> None:
+    keys("create-ca", tmp_path)
+    ca = (tmp_path / "ca.pem").read_bytes()
+    again = keys("create-ca", tmp_path, "--algorithm", "gost2004")
+    assert again.exit_code == 1 and "--force" in again.output
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+    keys("issue", tmp_path, "pep", "--bin", "990140000022")
+    assert keys("issue", tmp_path, "pep", "--bin", "990140000022").exit_code == 1
+    assert keys("issue", tmp_path, "pep", "--bin", "990140000022", "--force").exit_code == 0
+    assert keys("create-ca", tmp_path, "--force").exit_code == 0
+    assert (tmp_path / "ca.pem").read_bytes() != ca
+
+
+@pytest.mark.parametrize("bin_", ["12345", "9901400000221", "99014000002X"])
+def test_a_bin_must_have_twelve_digits(tmp_path: Path, bin_: str) -> None:
+    keys("create-ca", tmp_path)
+    result = keys("issue", tmp_path, "pep", "--bin", bin_)
+    assert result.exit_code == 2 and "12 digits" in result.output
+    assert not (tmp_path / "pep.key").exists()
+
+
+def test_an_rsa_pkcs12_opens_in_cryptography_and_javas_keytool(tmp_path: Path) -> None:
+    keys("create-ca", tmp_path)
+    keys("issue", tmp_path, "bank", "--bin", "990140000044", "--p12-password", "changeit")
+    key, certificate, chain = pkcs12.load_key_and_certificates((tmp_path / "bank.p12").read_bytes(), b"changeit")
+    assert key is not None and organisation_bin(certificate) == "990140000044" and len(chain) == 1
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        pytest.skip("no Java keytool on this machine")
+    listed = subprocess.run([keytool, "-list", "-storetype", "PKCS12", "-keystore", str(tmp_path / "bank.p12"), "-storepass",
+                             "changeit"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "PrivateKeyEntry" in listed.stdout
+
+
 def test_crls_load_on_first_use_even_just_after_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A monotonic clock counts from boot: an hour's refresh period must not delay the first CRL load."""
-    runner = CliRunner()
-    runner.invoke(main, ["keys", "create-ca", str(tmp_path)])
-    runner.invoke(main, ["keys", "issue", str(tmp_path), "pep", "--bin", "990140000022"])
-    monkeypatch.setattr("gateway.security.certificates.time.monotonic", lambda: 12.0)
-    store = TrustStore.from_files(tmp_path / "ca.pem", [str(tmp_path / "ca.crl")], refresh_seconds=3600)
-    store.check(x509.load_pem_x509_certificate((tmp_path / "pep.pem").read_bytes()))
+    keys("create-ca", tmp_path)
+    keys("issue", tmp_path, "pep", "--bin", "990140000022")
+    monkeypatch.setattr("gateway.security.crls.time.monotonic", lambda: 12.0)
+    trust_store(tmp_path, refresh_seconds=3600).check(x509.load_pem_x509_certificate((tmp_path / "pep.pem").read_bytes()))

@@ -41,7 +41,7 @@ def problems_of(text: str) -> dict[str, str]:
 def test_sample_registry_is_valid() -> None:
     registry = parse_registry(SAMPLE_REGISTRY.read_text(encoding="utf-8"))
     assert {s.key for s in registry.services} == {
-        "GbdflPersonInfo", "GbdulFullInfo", "GbdflCertificateAsync",
+        "GbdflPersonInfo", "GbdflPersonInfoGost", "GbdulFullInfo", "GbdflCertificateAsync",
         "EcsBenefits", "EcertCertificates", "EcertCertificatesAsync", "Payments", "PaymentsAsync",
     }
 
@@ -109,7 +109,7 @@ def test_load_is_an_upsert_and_replaces_nested_lists(tmp_path: Path) -> None:
     apply_registry(engine, parse_registry(text.replace("GBDUL_UL_SEARCH_p1", "GBDUL_UL_SEARCH_p2")))
     with Session(engine) as session:
         assert session.scalar(select(RegistryVersion.version)) == 2
-        assert len(list(session.scalars(select(Service)))) == 8
+        assert len(list(session.scalars(select(Service)))) == 9
         pep = session.scalar(select(InformationSystem).where(InformationSystem.sender_id == "pep"))
         assert pep.password_hash.startswith("$argon2id$") and "pep-demo-password" not in pep.password_hash
     snapshot = build_snapshot(engine)
@@ -130,7 +130,7 @@ def test_cli_load_reports_problems_and_exit_code(tmp_path: Path, monkeypatch: py
     assert result.exit_code == 0 and "valid" in result.output
     result = runner.invoke(main, ["registry", "load", str(SAMPLE_REGISTRY)])
     assert result.exit_code == 0, result.output
-    assert "8 services" in result.output
+    assert "9 services" in result.output
     assert "pep-demo-password" not in result.output
 
 
