@@ -1,15 +1,17 @@
 """Benchmark: signed against unsigned synchronous SendMessage, gateway CPU per message, in one run.
 
-Three variants, each with a fresh gateway (gunicorn, 2 workers x 8 threads, no admin API) and SQLite file, behind
-the same provider emulator: unsigned (security mode 0); RSA-2048 and P-256, where the service is in mode 2: the
-caller's signature is verified (shape, digest and signature, BIN, chain to the test CA, CRL, replay record) and
-the gateway signs its answer. The delivery point stays in mode 0, so the figure is the target's round trip; a
+Four variants, each with a fresh gateway (gunicorn, 2 workers x 8 threads, no admin API) and SQLite file, behind
+the same provider emulator: unsigned (security mode 0); RSA-2048, P-256 and GOST 34.310-2004 (on
+``/bip-sync-wss-gost/``, with the gateway's GOST key), where the service is in mode 2: the caller's signature is
+verified (shape, digest and signature, BIN, chain to the test CA, CRL, replay record) and the gateway signs its
+answer in the caller's algorithm. Then the in-process CPU of one GOST and one RSA verify and sign
+(``signing_cpu.py``), in the same run. The delivery point stays in mode 0, so the figure is the target's round trip; a
 point in mode 1 adds one more signature (the forwarded request). Callers' envelopes are signed before the clock
 starts, each with its own messageId. The three gateways run side by side and the passes interleave them, so a
 change in the machine's speed during the run touches all three alike; each figure is the median pass. Every loop
 is bounded by a count and a time limit.
 
-    .venv/bin/python bench/signed_sync.py [--requests 600] [--passes 5] [--concurrency 8]
+    .venv/bin/python bench/signed_sync.py [--requests 600] [--passes 5] [--concurrency 8] [--messages 300]
 """
 from __future__ import annotations
 
@@ -30,11 +32,14 @@ import psutil
 from lxml import etree
 
 from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+from signing_cpu import measured, report
 
+from gateway.security.gost_certificates import create_gost_ca, create_gost_crl, issue_gost_participant
 from gateway.security.pki import create_ca, create_crl, issue_participant
 from gateway.security.wssec import sign_envelope
 
 TARGET_SIGNED_CPU_MS = 3.5
+TARGET_GOST_OVER_RSA = 2.0
 WARM_UP = 200
 CALLER_BIN = "990140000022"
 REGISTRY = """
@@ -94,7 +99,17 @@ def start_variant(name: str, args: argparse.Namespace, provider_port: int) -> Va
                GATEWAY_WORKERS="2", GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false",
                GATEWAY_ADMIN_IN_SERVE="false")
     caller = None
-    if signed:
+    gost = name.startswith("GOST")
+    if gost:
+        gost_ca = create_gost_ca()
+        gateway_key, caller = (issue_gost_participant(gost_ca, bin_, common_name=holder)
+                               for bin_, holder in (("990140000033", "gateway"), (CALLER_BIN, "bench caller")))
+        for file, data in (("ca.pem", gost_ca.cert_pem), ("ca.crl", create_gost_crl(gost_ca, [])),
+                           ("gateway.key", gateway_key.key_pem), ("gateway.pem", gateway_key.cert_pem)):
+            (workdir / file).write_bytes(data)
+        env.update(GATEWAY_GOST_SIGNING_KEY=str(workdir / "gateway.key"), GATEWAY_GOST_SIGNING_CERT=str(workdir / "gateway.pem"),
+                   GATEWAY_TRUSTED_GOST_CA_FILE=str(workdir / "ca.pem"), GATEWAY_CRL_SOURCES=str(workdir / "ca.crl"))
+    elif signed:
         ca = create_ca()
         gateway_key = issue_participant(ca, "990140000033", common_name="gateway", ecdsa=ecdsa)
         caller = issue_participant(ca, CALLER_BIN, common_name="bench caller", ecdsa=ecdsa)
@@ -118,7 +133,8 @@ def start_variant(name: str, args: argparse.Namespace, provider_port: int) -> Va
 
     process = subprocess.Popen([*cli, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(f"http://127.0.0.1:{gateway_port}/health")
-    return Variant(name, process, f"http://127.0.0.1:{gateway_port}/bip-sync/", next_body)
+    path = "bip-sync-wss-gost" if gost else "bip-sync"
+    return Variant(name, process, f"http://127.0.0.1:{gateway_port}/{path}/", next_body)
 
 
 def run_pass(variant: Variant, args: argparse.Namespace) -> None:
@@ -138,6 +154,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per pass at most")
+    parser.add_argument("--messages", type=int, default=300, help="messages per algorithm and pass, in-process")
     args = parser.parse_args()
     provider_port = free_port()
     provider = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port",
@@ -145,7 +162,7 @@ def main() -> None:
     variants: list[Variant] = []
     try:
         wait_until_up(f"http://127.0.0.1:{provider_port}/")
-        variants = [start_variant(name, args, provider_port) for name in ("unsigned", "RSA-2048", "P-256")]
+        variants = [start_variant(name, args, provider_port) for name in ("unsigned", "RSA-2048", "P-256", "GOST-2004")]
         for variant in variants:
             drive("warm-up", variant.url, variant.next_body, WARM_UP, args.concurrency, args.time_limit)
         # Passes interleave the variants, so a change in the machine's speed touches all three alike.
@@ -168,6 +185,11 @@ def main() -> None:
     rsa = statistics.median(variants[1].cpu_ms)
     print(f"signed round trip with RSA-2048 (verify the caller, sign the answer): {rsa:.2f} ms gateway CPU "
           f"(target <= {TARGET_SIGNED_CPU_MS} ms: {'met' if rsa <= TARGET_SIGNED_CPU_MS else 'NOT met'})")
+    gost = statistics.median(variants[3].cpu_ms)
+    print(f"signed round trip with GOST 34.310-2004: {gost:.2f} ms gateway CPU, {gost / rsa:.2f} x RSA-2048 "
+          f"(target <= {TARGET_GOST_OVER_RSA} x: {'met' if gost / rsa <= TARGET_GOST_OVER_RSA else 'NOT met'})")
+    print(f"in-process, {args.passes} passes x {args.messages} messages per algorithm (median pass):")
+    report(measured(args.messages, args.passes))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from gateway.security.certificates import holder_iin, organisation_bin
 from gateway.security.crls import CrlStore
 from gateway.security.public_keys import Gost2015PublicKey, GostPublicKey, issued_by, public_key_of
 from gateway.security.trust import Family, TrustStore, load_certificates
-from gateway.security.wssec import EnvelopeSigner, verify_envelope
+from gateway.security.wssec import DS, EnvelopeSigner, verify_envelope
+from gateway.security.xmldsig import GOST2004, GOST2015, RSA_SHA256
 from tests.wire import sync_request
 
 
@@ -32,6 +33,9 @@ def trust_store(folder: Path, refresh_seconds: float = 0.001) -> TrustStore:
     return TrustStore({family: cas}, CrlStore(cas, [str(folder / "ca.crl")], refresh_seconds))
 
 
+SIGNATURE_METHODS = {"rsa": RSA_SHA256, "gost2004": GOST2004, "gost2015": GOST2015}
+
+
 @pytest.mark.parametrize("algorithm", ["rsa", "gost2004", "gost2015"])
 def test_create_issue_sign_revoke(tmp_path: Path, algorithm: str) -> None:
     assert keys("create-ca", tmp_path, "--algorithm", algorithm).exit_code == 0
@@ -43,7 +47,9 @@ def test_create_issue_sign_revoke(tmp_path: Path, algorithm: str) -> None:
     assert issued_by(certificate, load_certificates(tmp_path / "ca.pem")[0])
     for signer in (EnvelopeSigner.load(tmp_path / "akimat.key", tmp_path / "akimat.pem", None),
                    EnvelopeSigner.load(tmp_path / "akimat.p12", None, "p12-secret")):
-        assert verify_envelope(etree.fromstring(signer.sign(etree.fromstring(sync_request().encode())))).certificate == certificate
+        signed = etree.fromstring(signer.sign(etree.fromstring(sync_request().encode())))
+        assert verify_envelope(signed).certificate == certificate
+        assert signed.find(f".//{{{DS}}}SignatureMethod").get("Algorithm") == SIGNATURE_METHODS[algorithm]
     store = trust_store(tmp_path)
     store.check(certificate)
     assert keys("revoke", tmp_path, "akimat").exit_code == 0
