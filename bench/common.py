@@ -15,6 +15,16 @@ import psutil
 import urllib3
 
 HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
+# The SendMessage the signed benchmarks sign, with ``extra`` elements in its person record to size its Body.
+SIGNED_ENVELOPE = (
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
+    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
+    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
+    "<sender><senderId>bench</senderId><password>bench-password</password></sender></requestInfo>"
+    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name>{extra}</person></data>'
+    "</requestData></request></ns2:SendMessage></soapenv:Body></soapenv:Envelope>"
+)
 
 
 @dataclass

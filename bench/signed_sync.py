@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 from lxml import etree
 
-from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+from common import SIGNED_ENVELOPE, Run, cpu_seconds, drive, free_port, median_run, wait_until_up
 from signing_cpu import measured, report
 
 from gateway.security.gost_certificates import create_gost_ca, create_gost_crl, issue_gost_participant
@@ -55,22 +55,13 @@ services:
   - {{key: BenchService, name: Bench, ownerIS: provider, interactionMode: SYNC, defaultDeliveryPoint: 1,
      securityMode: {service_mode}, users: [{{informationSystem: bench}}]}}
 """
-ENVELOPE = (
-    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
-    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
-    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
-    "<sender><senderId>bench</senderId><password>bench-password</password></sender></requestInfo>"
-    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name></person></data>'
-    "</requestData></request></ns2:SendMessage></soapenv:Body></soapenv:Envelope>"
-)
 
 
 def bodies(count: int, key_pem: bytes | None, cert_pem: bytes | None) -> list[bytes]:
     """``count`` distinct envelopes, signed by the caller when a key is given."""
     out = []
     for _ in range(count):
-        envelope = ENVELOPE.format(message_id=uuid.uuid4()).encode()
+        envelope = SIGNED_ENVELOPE.format(message_id=uuid.uuid4(), extra="").encode()
         if key_pem is not None:
             envelope = etree.tostring(sign_envelope(etree.fromstring(envelope), key_pem, cert_pem))
         out.append(envelope)

@@ -15,22 +15,13 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from gateway.security.pki import create_ca, issue_participant
+from common import SIGNED_ENVELOPE
 from gateway.security.gost_certificates import create_gost_ca, issue_gost_participant
+from gateway.security.pki import create_ca, issue_participant
 from gateway.security.wssec import EnvelopeSigner, verify_envelope
 
 TARGET_GOST_VERIFY_MS = 2.0
 TARGET_GOST_SIGN_MS = 1.0
-# About 1 KB of Body, as a typical SendMessage with a person's record.
-ENVELOPE = (
-    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-    '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
-    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
-    "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
-    "<sender><senderId>bench</senderId><password>bench-password</password></sender></requestInfo>"
-    '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name>'
-    "<address>{address}</address></person></data></requestData></request></ns2:SendMessage></soapenv:Body></soapenv:Envelope>"
-)
 
 
 @dataclass
@@ -44,7 +35,9 @@ class Algorithm:
 
 
 def envelope() -> etree._Element:
-    return etree.fromstring(ENVELOPE.format(message_id=uuid.uuid4(), address="Astana, Mangilik El 55/" + "x" * 480).encode())
+    # About 1 KB of Body, as a typical SendMessage with a person's record.
+    address = "<address>Astana, Mangilik El 55/" + "x" * 480 + "</address>"
+    return etree.fromstring(SIGNED_ENVELOPE.format(message_id=uuid.uuid4(), extra=address).encode())
 
 
 def _cpu_ms(action: Callable[[], object], count: int) -> float:

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.security import gost, gost2015
 from gateway.security.nca_pkcs12 import gost_private_key_info, write_pkcs12
+from gateway.security.pki import participant_name
 from gateway.security.public_keys import (
     GOST2004_KEY, GOST2004_SIGNATURE, GOST2015_KEY, GOST2015_SIGNATURE, AlgorithmIdentifier, Gost2015PrivateKey,
     GostPrivateKey,
@@ -140,18 +141,6 @@ def create_gost_ca(common_name: str = "Test national CA (GOST TEST)", algorithm:
         (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
     ])
     return GostIssued(key, certificate)
-
-
-def participant_name(common_name: str, iin: str, bin_: str | None) -> x509.Name:
-    """A subject as NCA writes it: CN, SERIALNUMBER=IIN…, C=KZ, and for an organisation's key OU=BIN…."""
-    attributes = [
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"IIN{iin}"),
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ"),
-    ]
-    if bin_ is not None:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"BIN{bin_}"))
-    return x509.Name(attributes)
 
 
 def issue_gost_participant(

@@ -58,6 +58,18 @@ def create_ca(common_name: str = "Test national CA (RSA TEST)", days: int = 3650
     return _issued(key, certificate)
 
 
+def participant_name(common_name: str, iin: str, bin_: str | None) -> x509.Name:
+    """A subject as NCA writes it: CN, SERIALNUMBER=IIN…, C=KZ, and for an organisation's key OU=BIN…."""
+    attributes = [
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"IIN{iin}"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ"),
+    ]
+    if bin_ is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"BIN{bin_}"))
+    return x509.Name(attributes)
+
+
 def issue_participant(
     ca: Issued,
     bin_: str | None,
@@ -69,16 +81,9 @@ def issue_participant(
 ) -> Issued:
     """A signing certificate for an organisation (``bin_``) or an individual (None), issued by ``ca``."""
     key = _new_key(ecdsa)
-    attributes = [
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"IIN{iin}"),
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ"),
-    ]
-    if bin_ is not None:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"BIN{bin_}"))
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(x509.Name(attributes)).issuer_name(ca.certificate.subject)
+        x509.CertificateBuilder().subject_name(participant_name(common_name, iin, bin_)).issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now + timedelta(days=valid_from_days)).not_valid_after(now + timedelta(days=valid_from_days + valid_days))
