@@ -3,6 +3,7 @@ the organisation's BIN in OU and the holder's IIN in SERIALNUMBER, CRLs, and PKC
 own tools open. Never for production keys."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from gateway.security.gost_certificates import (
     GostIssued, create_gost_ca, create_gost_crl, issue_gost_participant,
 )
 from gateway.security.pki import Issued, create_ca, create_crl, issue_participant
-from gateway.security.public_keys import is_gost
+from gateway.security.public_keys import GostPrivateKey, is_gost
 from gateway.security.signing_keys import load_signing_key
 
 ALGORITHMS = ("rsa", "gost2004", "gost2015")
@@ -34,6 +35,14 @@ def _twelve_digits(name: str) -> click.types.FuncParamType:
     return click.types.FuncParamType(check)
 
 
+def _holder_name(_context: click.Context, _parameter: click.Parameter, value: str) -> str:
+    # HOLDER names files in the CA's folder: a path would write elsewhere, and "ca" would replace the CA's own key
+    # (with --force) by a participant's.
+    if Path(value).name != value or "\\" in value or value.startswith(".") or value.lower() == "ca":
+        raise click.BadParameter(f"{value!r} is not a file name in FOLDER (no path, no leading dot, not 'ca')")
+    return value
+
+
 def _refuse_overwrite(force: bool, *paths: Path) -> None:
     existing = [str(path) for path in paths if path.exists()]
     if existing and not force:
@@ -41,16 +50,28 @@ def _refuse_overwrite(force: bool, *paths: Path) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+    # Created owner-only, not chmod-ed after writing: the key must never be readable by others, even for a moment.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file being overwritten keeps its old mode otherwise
+        file.write(data)
 
 
 def _load_ca(folder: Path) -> Issued | GostIssued:
+    if not ((folder / "ca.key").exists() and (folder / "ca.pem").exists()):
+        raise click.ClickException(f"no CA in {folder}: run 'gateway keys create-ca {folder}' first")
     cert_pem = (folder / "ca.pem").read_bytes()
     certificate = x509.load_pem_x509_certificate(cert_pem)
     if is_gost(certificate):
         return GostIssued(load_signing_key((folder / "ca.key").read_bytes(), None), certificate)  # type: ignore[arg-type]
     return Issued((folder / "ca.key").read_bytes(), cert_pem)
+
+
+def _algorithm(ca: Issued | GostIssued) -> str:
+    """The algorithm family of ``ca``'s key, which a CA folder remembers through ca.pem."""
+    if isinstance(ca, GostIssued):
+        return "gost2004" if isinstance(ca.key, GostPrivateKey) else "gost2015"
+    return "rsa"
 
 
 def _crl(ca: Issued | GostIssued, revoked: list[int]) -> bytes:
@@ -91,20 +112,26 @@ def create_ca_command(folder: Path, algorithm: str, name: str | None, force: boo
 
 @keys_group.command("issue")
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.argument("holder")
-@click.option("--bin", "bin_", type=_twelve_digits("BIN"), help="the organisation's BIN (12 digits); omit for an individual")
-@click.option("--iin", type=_twelve_digits("IIN"), default="931002451325", show_default=True, help="the holder's IIN")
+@click.argument("holder", callback=_holder_name)
+@click.option("--bin", "bin_", type=_twelve_digits("BIN"), metavar="BIN", help="the organisation's BIN (12 digits); omit for an individual")
+@click.option("--iin", type=_twelve_digits("IIN"), metavar="IIN", default="931002451325", show_default=True, help="the holder's IIN")
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), help="refuse unless the CA's algorithm is this one (default: the CA's)")
 @click.option("--ecdsa", is_flag=True, help="a P-256 key instead of RSA-2048 (RSA CAs only)")
-@click.option("--days", type=int, default=365, show_default=True)
-@click.option("--p12-password", help="also write FOLDER/HOLDER.p12 with this password")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
+@click.option("--p12-password", envvar="GATEWAY_KEYS_P12_PASSWORD", show_envvar=True,
+              help="also write FOLDER/HOLDER.p12 with this password (prefer the variable: arguments show in ps)")
 @click.option("--force", is_flag=True, help="overwrite HOLDER's existing key")
 def issue_command(
-    folder: Path, holder: str, bin_: str | None, iin: str, ecdsa: bool, days: int, p12_password: str | None, force: bool,
+    folder: Path, holder: str, bin_: str | None, iin: str, algorithm: str | None, ecdsa: bool, days: int,
+    p12_password: str | None, force: bool,
 ) -> None:
     """Issue a signing certificate for HOLDER from the CA in FOLDER, of the CA's algorithm (FOLDER/HOLDER.key,
     FOLDER/HOLDER.pem, and FOLDER/HOLDER.p12 with --p12-password)."""
-    _refuse_overwrite(force, folder / f"{holder}.key", folder / f"{holder}.pem", folder / f"{holder}.p12")
+    p12_path = folder / f"{holder}.p12"
+    _refuse_overwrite(force, folder / f"{holder}.key", folder / f"{holder}.pem", p12_path)
     ca = _load_ca(folder)
+    if algorithm is not None and algorithm != _algorithm(ca):
+        raise click.ClickException(f"the CA in {folder} is {_algorithm(ca)}: it issues no {algorithm} keys")
     if isinstance(ca, GostIssued):
         if ecdsa:
             raise click.BadParameter("a GOST CA issues GOST keys", param_hint="--ecdsa")
@@ -114,18 +141,27 @@ def issue_command(
     _write_private(folder / f"{holder}.key", issued.key_pem)
     (folder / f"{holder}.pem").write_bytes(issued.cert_pem)
     if p12_password:
-        _write_private(folder / f"{holder}.p12", _pkcs12(issued, ca, p12_password, holder))
+        _write_private(p12_path, _pkcs12(issued, ca, p12_password, holder))
+    else:
+        p12_path.unlink(missing_ok=True)  # forced: an old .p12 would hold the replaced key
     click.echo(f"{holder}: serial {issued.certificate.serial_number:x}, subject {issued.certificate.subject.rfc4514_string()}")
 
 
 @keys_group.command("revoke")
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.argument("holder")
+@click.argument("holder", callback=_holder_name)
 def revoke_command(folder: Path, holder: str) -> None:
     """Add HOLDER's certificate to the CA's CRL (FOLDER/ca.crl)."""
     ca = _load_ca(folder)
+    holder_path = folder / f"{holder}.pem"
+    if not holder_path.exists():
+        raise click.ClickException(f"no certificate {holder_path}")
+    serial = x509.load_pem_x509_certificate(holder_path.read_bytes()).serial_number
     crl_path = folder / "ca.crl"
     revoked = [entry.serial_number for entry in load_crl(crl_path.read_bytes())] if crl_path.exists() else []
-    revoked.append(x509.load_pem_x509_certificate((folder / f"{holder}.pem").read_bytes()).serial_number)
+    if serial in revoked:
+        click.echo(f"{holder} is already revoked; {crl_path} lists {len(revoked)} certificate(s)")
+        return
+    revoked.append(serial)
     crl_path.write_bytes(_crl(ca, revoked))
     click.echo(f"{holder} revoked; {crl_path} lists {len(revoked)} certificate(s)")
