@@ -115,3 +115,28 @@ def test_health_reports_an_empty_crl_as_loaded_and_the_ocsp_cache(ca: Issued, re
     assert crl["next_update"] is not None and crl["fresh"] is True, "an empty CRL is loaded, not missing"
     [cached] = report["ocsp"]["responses"]
     assert cached["status"] == "good" and cached["fresh"] is True
+
+
+def test_a_known_revocation_wins_over_an_unknown_status_on_a_fail_open_service(ca: Issued, responder, tmp_path: Path) -> None:  # noqa: ANN001
+    emulator, url = responder
+    listed = holder(ca)
+    # The CRL says revoked, the responder cannot be reached.
+    down = store(ca, tmp_path, RevocationPolicy.BOTH, f"http://127.0.0.1:{free_port()}/", revoked=[listed.serial_number])
+    assert "is revoked" in refusal(down, listed, fail_open=True).data
+    # No CRL of the issuer, the responder says revoked.
+    answered = holder(ca)
+    emulator.revoke(answered.serial_number, datetime.now(UTC) - timedelta(hours=1))
+    client = OcspClient(responder_override=url, timeout_seconds=2.0, max_age_seconds=300.0)
+    no_crl = TrustStore({Family.RSA: [ca.certificate]}, CrlStore([ca.certificate], [str(tmp_path / "absent.crl")], 3600),
+                        RevocationPolicy.BOTH, client)
+    assert "is revoked" in refusal(no_crl, answered, fail_open=True).data
+
+
+def test_a_crl_past_its_next_update_no_longer_vouches(ca: Issued, tmp_path: Path) -> None:
+    certificate = holder(ca)
+    (tmp_path / "ca.crl").write_bytes(create_crl(ca, [], next_update_days=1))
+    crls = CrlStore([ca.certificate], [str(tmp_path / "ca.crl")], 3600)
+    TrustStore({Family.RSA: [ca.certificate]}, crls).check(certificate)
+    later = TrustStore({Family.RSA: [ca.certificate]}, crls, clock=lambda: datetime.now(UTC) + timedelta(days=2))
+    refused = refusal(later, certificate)
+    assert refused.error.code == "SCE005" and "past its nextUpdate" in refused.data

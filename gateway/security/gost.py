@@ -14,10 +14,11 @@ Both run on the path of every signed message, so the code is shaped by CPython's
   after a 16x16 bit transpose each bit-plane is one 16-bit number and psi^n is one table lookup;
 * points are in Jacobian coordinates; k·G adds precomputed multiples of G (one per window, signed digits, no
   doubling), and so does z·Q for a public key Q seen before (an LRU of tables); a key seen for the first time
-  takes a wNAF multiplication instead, so that a stream of fresh keys neither pays for nor evicts tables.
+  is multiplied the ordinary way, so that a stream of fresh keys neither pays for tables nor evicts them.
 """
 from __future__ import annotations
 
+import array
 import functools
 import operator
 import secrets
@@ -45,12 +46,8 @@ _MASK256 = (1 << 256) - 1
 _P = operator.itemgetter(*[8 * i + m for m in range(8) for i in range(4)])
 
 
-def _lanes(pattern: int) -> int:
-    """``pattern`` repeated in each 32-bit word of a 256-bit number."""
-    return sum(pattern << 32 * m for m in range(8))
-
-
-_LANE_LOW3, _LANE_LOW2, _LANE_LOW1 = _lanes(0xFFFFFF), _lanes(0xFFFF), _lanes(0xFF)
+# The low 3, 2 and 1 bytes of each 32-bit word of a 256-bit number.
+_LANE_LOW3, _LANE_LOW2, _LANE_LOW1 = (sum(low << 32 * m for m in range(8)) for low in (0xFFFFFF, 0xFFFF, 0xFF))
 _C3 = 0xFF00FFFF000000FFFF0000FF00FFFF0000FF00FF00FF00FFFF00FF00FF00FF00
 _P_C3 = int.from_bytes(bytes(_P(_C3.to_bytes(32, "little"))), "little")
 
@@ -65,7 +62,7 @@ def _transpose_masks(blocks: int) -> tuple[tuple[int, int], ...]:
     return tuple(masks)
 
 
-_TRANSPOSE3, _TRANSPOSE1 = _transpose_masks(3), _transpose_masks(1)
+_TRANSPOSE2, _TRANSPOSE1 = _transpose_masks(2), _transpose_masks(1)
 
 
 def _transpose(x: int, masks: tuple[tuple[int, int], ...]) -> int:
@@ -75,7 +72,7 @@ def _transpose(x: int, masks: tuple[tuple[int, int], ...]) -> int:
     return x
 
 
-def _plane_table(n: int) -> list[int]:
+def _plane_table(n: int) -> array.array[int]:
     """psi^n on one bit-plane: bit j of the plane is bit b of word j+1, and psi shifts the words down by one,
     feeding in w1 ^ w2 ^ w3 ^ w4 ^ w13 ^ w16."""
     images = []
@@ -87,50 +84,51 @@ def _plane_table(n: int) -> list[int]:
     table = [0]
     for image in images:  # linearity: each new bit doubles the table
         table += [t ^ image for t in table]
-    return table
+    return array.array("H", table)
 
 
-def _half_table(rows: tuple[tuple[int, ...], ...], shift: int) -> list[int]:
+def _half_table(rows: tuple[tuple[int, ...], ...], shift: int) -> array.array[int]:
     """The round function (S-box, then rotate left by 11) of a word whose other half is zero, indexed by the
     16-bit half at ``shift``."""
     low = [rows[0][i & 15] | rows[1][i >> 4] << 4 for i in range(256)]
     high = [rows[2][i & 15] << 8 | rows[3][i >> 4] << 12 for i in range(256)]
-    table = []
-    for h in high:
-        for lo in low:
-            y = (h | lo) << shift
-            table.append((y << 11 | y >> 21) & 0xFFFFFFFF)
-    return table
+    words = [(h | lo) << shift for h in high for lo in low]
+    return array.array("I", [(y << 11 | y >> 21) & 0xFFFFFFFF for y in words])
+
+
+_Tables = tuple[array.array, array.array, array.array, array.array]
 
 
 @functools.cache
-def _tables() -> tuple[list[int], list[int], list[int], list[int], list[int]]:
-    """Built on first use (about 0.1 s, some 13 MB) rather than at import."""
+def _tables() -> _Tables:
+    """Built on first use (some 30 ms) rather than at import. Arrays, not lists: 1 MB that stays in the CPU's
+    cache, where lists of int objects (10 MB) made every other lookup a cache miss, a third of the hash's time."""
     high = _half_table(_SBOX[4:], 16)
-    # Indexed by (n1 + key) >> 16, which may carry into bit 16: the doubled list absorbs the mod 2^32.
-    return _half_table(_SBOX[:4], 0), high + high, _plane_table(61), _plane_table(62), _plane_table(74)
+    # Indexed by (n1 + key) >> 16, which may carry into bit 16: the doubled table absorbs the mod 2^32.
+    return _half_table(_SBOX[:4], 0), high + high, _plane_table(61), _plane_table(74)
 
 
-_unpack8, _pack8 = struct.Struct("<8I").unpack, struct.Struct("<8I").pack
-_unpack48, _pack16 = struct.Struct("<48H").unpack, struct.Struct("<16H").pack
+_unpack8, _pack8, _unpack_keys = struct.Struct("<8I").unpack, struct.Struct("<8I").pack, struct.Struct("<32I").unpack
+_unpack_planes, _pack_planes = struct.Struct("<32H").unpack, struct.Struct("<16H").pack
 
 
-def _step(h: bytes, m: bytes) -> bytes:
+def _step(h: bytes, m: bytes, tables: _Tables) -> bytes:
     """The compression function: H' = psi^61(H ^ psi(M ^ psi^12(S))), S being H enciphered under keys from H, M."""
-    lo, hi, psi61, psi62, psi74 = _tables()
-    # The keys, with P applied: on P-transposed values A is a byte shift within each 32-bit word (and A^2 too).
+    lo, hi, psi61, psi74 = tables
+    # The keys, with P applied: on P-transposed values A (u's step) and A^2 (v's) are byte shifts within words.
     u = int.from_bytes(bytes(_P(h)), "little")
     v = int.from_bytes(bytes(_P(m)), "little")
-    keys = [u ^ v]
-    for c in (0, _P_C3, 0):
+    keys = u ^ v
+    for shift, c in ((256, 0), (512, _P_C3), (768, 0)):
         u = ((u >> 8) & _LANE_LOW3 | ((u ^ (u >> 8)) & _LANE_LOW1) << 24) ^ c
         v = (v >> 16) & _LANE_LOW2 | ((v ^ (v >> 8)) & _LANE_LOW2) << 16
-        keys.append(u ^ v)
+        keys |= (u ^ v) << shift
+    key_words = _unpack_keys(keys.to_bytes(128, "little"))
     words = _unpack8(h)
     s = []
-    for i, key in enumerate(keys):
-        k0, k1, k2, k3, k4, k5, k6, k7 = _unpack8(key.to_bytes(32, "little"))
-        n1, n2 = words[2 * i], words[2 * i + 1]
+    for i in range(0, 8, 2):
+        k0, k1, k2, k3, k4, k5, k6, k7 = key_words[4 * i:4 * i + 8]
+        n1, n2 = words[i], words[i + 1]
         for _ in range(3):
             n2 ^= lo[(t := n1 + k0) & 0xFFFF] ^ hi[t >> 16]
             n1 ^= lo[(t := n2 + k1) & 0xFFFF] ^ hi[t >> 16]
@@ -149,28 +147,30 @@ def _step(h: bytes, m: bytes) -> bytes:
         n2 ^= lo[(t := n1 + k1) & 0xFFFF] ^ hi[t >> 16]
         n1 ^= lo[(t := n2 + k0) & 0xFFFF] ^ hi[t >> 16]
         s += (n2, n1)  # the 32nd round does not swap the halves
-    # psi^61(H ^ psi(M ^ psi^12(S))) = psi^61(H) ^ psi^62(M) ^ psi^74(S), one lookup per bit-plane each.
-    planes = _unpack48(_transpose(int.from_bytes(h + m + _pack8(*s), "little"), _TRANSPOSE3).to_bytes(96, "little"))
-    mixed = _pack16(*[psi61[a] ^ psi62[b] ^ psi74[c] for a, b, c in zip(planes[:16], planes[16:32], planes[32:])])
+    # psi^61(H ^ psi(M ^ psi^12(S))) = psi^61(H ^ psi(M)) ^ psi^74(S): psi once on whole words (a shift, and the
+    # feedback word w1 ^ w2 ^ w3 ^ w4 ^ w13 ^ w16 on top), the powers by one lookup per bit-plane.
+    y = int.from_bytes(m, "little")
+    y = y >> 16 | ((y ^ y >> 16 ^ y >> 32 ^ y >> 48 ^ y >> 192 ^ y >> 240) & 0xFFFF) << 240
+    y ^= int.from_bytes(h, "little") | int.from_bytes(_pack8(*s), "little") << 256  # one transpose for both
+    planes = _unpack_planes(_transpose(y, _TRANSPOSE2).to_bytes(64, "little"))
+    mixed = _pack_planes(*[psi61[a] ^ psi74[b] for a, b in zip(planes[:16], planes[16:])])
     return _transpose(int.from_bytes(mixed, "little"), _TRANSPOSE1).to_bytes(32, "little")
 
 
 def gost34311(data: bytes) -> bytes:
     """The GOST R 34.11-94 digest of ``data`` (test S-box, H0 = 0), 32 bytes in gost.md's byte order."""
     data = bytes(data)
+    length = len(data)
+    data += bytes(-length % 32)  # a last partial block is padded with zeros, checksum included
+    tables = _tables()
     h = bytes(32)
     checksum = 0
-    tail = len(data) % 32
-    for i in range(0, len(data) - tail, 32):
+    for i in range(0, len(data), 32):
         block = data[i:i + 32]
-        h = _step(h, block)
+        h = _step(h, block, tables)
         checksum += int.from_bytes(block, "little")
-    if tail:
-        block = data[-tail:].ljust(32, b"\0")
-        h = _step(h, block)
-        checksum += int.from_bytes(block, "little")
-    h = _step(h, (8 * len(data) & _MASK256).to_bytes(32, "little"))
-    return _step(h, (checksum & _MASK256).to_bytes(32, "little"))
+    h = _step(h, (8 * length & _MASK256).to_bytes(32, "little"), tables)
+    return _step(h, (checksum & _MASK256).to_bytes(32, "little"), tables)
 
 
 # --- GOST R 34.10-2001 / 2012 curve arithmetic ------------------------------------------------------------------
@@ -189,23 +189,19 @@ class Curve:
     gy: int
 
 
-_P_A = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97
 CRYPTOPRO_A = Curve(
-    name="id-GostR3410-2001-CryptoPro-A-ParamSet",
-    p=_P_A,
-    a=_P_A - 3,
-    b=166,
-    q=0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF6C611070995AD10045841B09B761B893,
-    gx=1,
-    gy=0x8D91E471E0989CDA27DF505A453F2B7635294F2DDF23E3B122ACC99C9E9F1E14,
+    "id-GostR3410-2001-CryptoPro-A-ParamSet",
+    p=0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD97,
+    a=0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFD94,  # p - 3
+    b=166, q=0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF6C611070995AD10045841B09B761B893,
+    gx=1, gy=0x8D91E471E0989CDA27DF505A453F2B7635294F2DDF23E3B122ACC99C9E9F1E14,
 )
 
 _Jacobian = tuple[int, int, int]  # (X, Y, Z) stands for (X/Z^2, Y/Z^3); Z = 0 is the point at infinity
 _INFINITY: _Jacobian = (1, 1, 0)
-_BASE_WINDOW = 8  # bits per window of G's table: 33 additions for a 256-bit k·G, ~4200 points kept per curve
-_PUBLIC_WINDOW = 4  # smaller for public keys, of which many are kept: 65 additions, 520 points per key
-_PUBLIC_TABLES = 256  # public keys whose tables are kept
-_NAF_WIDTH = 5
+_BASE_WINDOW = 8  # bits per window of G's table: 33 additions for a 256-bit k·G; 0.8 MB per curve
+_PUBLIC_WINDOW = 4  # smaller for public keys, of which many are kept: 65 additions; 75 KB per 256-bit key
+_PUBLIC_TABLES = 256  # public keys whose tables are kept: at most ~19 MB
 
 
 def _small_a(curve: Curve) -> int:
@@ -258,19 +254,26 @@ def _to_affine(points: list[_Jacobian], p: int) -> list[tuple[int, int]]:
     return affine
 
 
-def _window_rows(curve: Curve, point: tuple[int, int], w: int) -> list[list[int]]:
-    """For each w-bit window i, the multiples j·2^(w·i)·point for j = 1 .. 2^(w-1), flat as [x1, y1, x2, y2, ...];
-    one window more than q's bits need, for the carry of the signed digits."""
+def _window_rows(curve: Curve, point: tuple[int, int], w: int, count: int = 0) -> list[list[int]]:
+    """For ``count`` w-bit windows i (by default, one more than q's bits need, for the carry of signed digits),
+    the multiples j·2^(w·i)·point for j = 1 .. 2^(w-1), flat as [x1, y1, x2, y2, ...]. ValueError if a multiple is
+    at infinity (only a point of small order has one)."""
     p, a = curve.p, _small_a(curve)
-    rows = []
-    x, y = point
-    for _ in range((curve.q.bit_length() + w) // w):
-        multiples = [(x, y, 1)]
-        for _ in range((1 << (w - 1)) - 1):
-            multiples.append(_add_affine(*multiples[-1], x, y, p, a))
-        *affine, (x, y) = _to_affine(multiples + [_double(*multiples[-1], p, a)], p)
-        rows.append([c for xy in affine for c in xy])
-    return rows
+    half = 1 << (w - 1)
+    bases = [(point[0], point[1], 1)]
+    for _ in range((count or (curve.q.bit_length() + w) // w) - 1):
+        x, y, z = bases[-1]
+        for _ in range(w):
+            x, y, z = _double(x, y, z, p, a)
+        bases.append((x, y, z))
+    multiples: list[_Jacobian] = []
+    for bx, by in _to_affine(bases, p):
+        row = [(bx, by, 1)]
+        for j in range(2, half + 1):  # doubling is cheaper than adding, so j·B for even j is 2·(j/2)·B
+            row.append(_double(*row[j // 2 - 1], p, a) if j % 2 == 0 else _add_affine(*row[-1], bx, by, p, a))
+        multiples += row
+    flat = [c for xy in _to_affine(multiples, p) for c in xy]
+    return [flat[i:i + 2 * half] for i in range(0, len(flat), 2 * half)]
 
 
 def _signed_digits(k: int, w: int) -> list[int]:
@@ -287,44 +290,31 @@ def _signed_digits(k: int, w: int) -> list[int]:
     return digits
 
 
+def _add_digit(acc: _Jacobian, row: list[int], d: int, p: int, a: int) -> _Jacobian:
+    """acc + d·B, ``row`` holding B, 2B, 3B, ... (flat affine) and -(x, y) being (x, p - y)."""
+    if d > 0:
+        return _add_affine(*acc, row[2 * d - 2], row[2 * d - 1], p, a)
+    if d < 0:
+        return _add_affine(*acc, row[-2 * d - 2], p - row[-2 * d - 1], p, a)
+    return acc
+
+
 def _add_windows(acc: _Jacobian, rows: list[list[int]], k: int, w: int, p: int, a: int) -> _Jacobian:
-    """acc + k·point, ``rows`` being ``_window_rows`` of point."""
-    x, y, z = acc
+    """acc + k·point, ``rows`` being ``_window_rows`` of point: one addition per window, no doubling."""
     for row, d in zip(rows, _signed_digits(k, w)):
-        if d > 0:
-            x, y, z = _add_affine(x, y, z, row[2 * d - 2], row[2 * d - 1], p, a)
-        elif d < 0:
-            x, y, z = _add_affine(x, y, z, row[-2 * d - 2], p - row[-2 * d - 1], p, a)
-    return x, y, z
+        acc = _add_digit(acc, row, d, p, a)
+    return acc
 
 
-def _naf_multiply(curve: Curve, point: tuple[int, int], k: int) -> _Jacobian:
-    """k·point by width-5 NAF, for a point with no table."""
+def _multiply(curve: Curve, point: tuple[int, int], k: int) -> _Jacobian:
+    """k·point for a point with no table: w doublings then one addition per window, most significant first."""
     p, a = curve.p, _small_a(curve)
-    x, y = point
-    twice = _to_affine([_double(x, y, 1, p, a)], p)[0]
-    odd = [(x, y, 1)]  # point, 3·point, 5·point, ...
-    for _ in range((1 << (_NAF_WIDTH - 2)) - 1):
-        odd.append(_add_affine(*odd[-1], *twice, p, a))
-    odd_affine = _to_affine(odd, p)
-    digits = []
-    while k:
-        d = 0
-        if k & 1:
-            d = k & ((1 << _NAF_WIDTH) - 1)
-            if d >= 1 << (_NAF_WIDTH - 1):
-                d -= 1 << _NAF_WIDTH
-            k -= d
-        digits.append(d)
-        k >>= 1
+    row = _window_rows(curve, point, _PUBLIC_WINDOW, 1)[0]
     acc = _INFINITY
-    for d in reversed(digits):
-        acc = _double(*acc, p, a)
-        if d > 0:
-            acc = _add_affine(*acc, *odd_affine[d >> 1], p, a)
-        elif d < 0:
-            ox, oy = odd_affine[-d >> 1]
-            acc = _add_affine(*acc, ox, p - oy, p, a)
+    for d in reversed(_signed_digits(k, _PUBLIC_WINDOW)):
+        for _ in range(_PUBLIC_WINDOW):
+            acc = _double(*acc, p, a)
+        acc = _add_digit(acc, row, d, p, a)
     return acc
 
 
@@ -339,8 +329,8 @@ _seen_once: OrderedDict[tuple[Curve, tuple[int, int]], None] = OrderedDict()
 
 
 def _public_table(curve: Curve, point: tuple[int, int]) -> list[list[int]] | None:
-    """The table of a public key used before; None (and the key noted) the first time, so that a table (~2 ms,
-    ~70 KB) is only built for keys that come back."""
+    """The table of a public key used before; None (and the key noted) the first time, so that a table (~4 ms,
+    ~75 KB) is only built for keys that come back."""
     key = (curve, point)
     with _tables_lock:
         rows = _public_rows.get(key)
@@ -359,11 +349,6 @@ def _public_table(curve: Curve, point: tuple[int, int]) -> list[list[int]] | Non
         if len(_public_rows) > _PUBLIC_TABLES:
             _public_rows.popitem(last=False)
     return rows
-
-
-def _affine_x(point: _Jacobian, p: int) -> int | None:
-    x, _, z = point
-    return x * pow(z, -2, p) % p if z else None
 
 
 def base_multiply(curve: Curve, k: int) -> tuple[int, int]:
@@ -422,11 +407,12 @@ def verify(curve: Curve, public: tuple[int, int], e: int, r: int, s: int) -> boo
     try:
         rows = _public_table(curve, public)
         if rows is None:
-            acc = _naf_multiply(curve, public, z2)
+            acc = _multiply(curve, public, z2)
         else:
             acc = _add_windows(_INFINITY, rows, z2, _PUBLIC_WINDOW, p, a)
     except ValueError:  # a point of small order (curves with a cofactor) reached infinity in a table
         return False
-    acc = _add_windows(acc, _base_rows(curve), z1, _BASE_WINDOW, p, a)
-    x = _affine_x(acc, p)
-    return x is not None and x % q == r
+    x, _, z = _add_windows(acc, _base_rows(curve), z1, _BASE_WINDOW, p, a)
+    # x/z^2 mod q == r without an inversion: x/z^2 is one of r, r + q, r + 2q, ... below p.
+    zz = z * z % p
+    return any((x - candidate * zz) % p == 0 for candidate in range(r, p, q)) if z else False

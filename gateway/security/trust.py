@@ -12,7 +12,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -24,7 +24,7 @@ from gateway.security.public_keys import GOST_SIGNATURES, issued_by
 
 log = logging.getLogger(__name__)
 CHAIN_CACHE_SIZE = 10_000
-MAX_CHAIN = 5
+CRL_GRACE = timedelta(minutes=5)  # clock skew between the CA and the gateway
 
 
 class Family(enum.StrEnum):
@@ -131,23 +131,40 @@ class TrustStore:
         return chain
 
     def revocation(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationStatus:
-        """``certificate``'s status by the policy; CERTIFICATE_NOT_CURRENT when it cannot be known."""
-        found: list[RevocationStatus] = []
+        """``certificate``'s status by the policy; CERTIFICATE_NOT_CURRENT when it cannot be known. Every source
+        the policy names is asked, so that one source's "revoked" wins over another's "unknown" (which a fail-open
+        service would let through)."""
+        sources = []
         if self.policy in (RevocationPolicy.CRL, RevocationPolicy.BOTH):
-            found.append(self._by_crl(certificate, issuer))
+            sources.append(self._by_crl)
         if self.policy in (RevocationPolicy.OCSP, RevocationPolicy.BOTH):
-            found.append(self._by_ocsp(certificate, issuer))
+            sources.append(self._by_ocsp)
+        found: list[RevocationStatus] = []
+        unknown: GatewayError | None = None
+        for source in sources:
+            try:
+                found.append(source(certificate, issuer))
+            except GatewayError as exc:
+                unknown = unknown or exc
         revoked = next((status for status in found if status.revoked), None)
-        return revoked or RevocationStatus(False, " and ".join(status.source for status in found))
+        if revoked is not None:
+            return revoked
+        if unknown is not None:
+            raise unknown
+        return RevocationStatus(False, " and ".join(status.source for status in found))
 
     def _by_crl(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationStatus:
         crl = self.crls.crl_of(issuer)
         if crl is None:
             raise _not_current("revocation status unknown: no CRL of the issuer")
+        now = self._clock()
         entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
-        if entry is None or entry.revocation_date_utc > self._clock():
-            return RevocationStatus(False, "CRL")
-        return RevocationStatus(True, "CRL", entry.revocation_date_utc)
+        if entry is not None and entry.revocation_date_utc <= now:
+            return RevocationStatus(True, "CRL", entry.revocation_date_utc)
+        if crl.next_update_utc is not None and crl.next_update_utc + CRL_GRACE < now:
+            # Refreshes failed for a while: the last good copy no longer says "not revoked".
+            raise _not_current(f"revocation status unknown: the issuer's CRL is past its nextUpdate ({crl.next_update_utc:%Y-%m-%d %H:%M}Z)")
+        return RevocationStatus(False, "CRL")
 
     def _by_ocsp(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationStatus:
         assert self.ocsp is not None  # the constructor refuses an OCSP policy without a client
