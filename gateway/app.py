@@ -23,6 +23,7 @@ from gateway.delivery.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.errors import ErrorCode, GatewayError
 from gateway.health import HealthCheck, StatusProbe
+from gateway.security import gost
 from gateway.memory import MemoryReturner
 from gateway.metrics import MetricsExporter, process_metrics
 from gateway.security.callers import CallerSignatures
@@ -181,6 +182,8 @@ def create_app(
         max_response_bytes=settings.max_provider_response_bytes,
     )
     keys = load_keys(settings)
+    if keys.gost is not None or settings.trusted_gost_ca_file is not None:
+        gost.warm_up()
     adapters = AdapterPool(http_client)
     trust = load_trust_store(settings, clock)
     signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), trust, clock)
@@ -219,7 +222,10 @@ def create_app(
         http_client=http_client,
         adapters=adapters,
         journal=journal,
-        health=HealthCheck(status_probe, keys.any.certificate if keys.any else None, trust, trust.ocsp if trust else None),
+        health=HealthCheck(
+            status_probe, keys.signer.certificate if keys.signer else None, trust, trust.ocsp if trust else None,
+            keys.gost.certificate if keys.gost else None,
+        ),
         metrics=MetricsExporter(metrics, settings.metrics_dir, status_probe.current),
         body_bytes=body_bytes,
         memory=MemoryReturner(lambda: body_bytes.in_use),

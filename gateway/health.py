@@ -170,12 +170,12 @@ class HealthCheck:
 
     def __init__(
         self, probe: StatusProbe, signing_certificate: x509.Certificate | None, trust: TrustStore | None,
-        ocsp: OcspClient | None = None,
+        ocsp: OcspClient | None = None, gost_signing_certificate: x509.Certificate | None = None,
     ) -> None:
         self._probe = probe
         self._ocsp = ocsp
-        self._key_not_after = signing_certificate.not_valid_after_utc if signing_certificate is not None else None
-        self._key_configured = signing_certificate is not None
+        # Report name -> the certificate of that key of the gateway's (RSA or ECDSA, and GOST), or None.
+        self._keys = {"signing_key": signing_certificate, "gost_signing_key": gost_signing_certificate}
         self._trust = trust
 
     def report(self) -> tuple[int, dict[str, Any]]:
@@ -183,9 +183,12 @@ class HealthCheck:
         clock = datetime.now(UTC)
         status = self._probe.current()
         problems: list[str] = []
-        key = {"configured": self._key_configured, "not_after": iso_utc(self._key_not_after)}
-        if self._key_not_after is not None and self._key_not_after <= clock:
-            problems.append("the signing key's certificate has expired")
+        keys = {}
+        for name, certificate in self._keys.items():
+            not_after = certificate.not_valid_after_utc if certificate is not None else None
+            keys[name] = {"configured": certificate is not None, "not_after": iso_utc(not_after)}
+            if not_after is not None and not_after <= clock:
+                problems.append(f"the {name.replace('_', ' ')}'s certificate has expired")
         crls = []
         for source, next_update in (self._trust.crl_freshness() if self._trust else {}).items():
             # None: not loaded yet (CRLs load at the first signature check) or never loaded successfully.
@@ -193,7 +196,7 @@ class HealthCheck:
             if fresh is False:
                 problems.append(f"CRL {source} is past its nextUpdate")
             crls.append({"source": source, "next_update": iso_utc(next_update), "fresh": fresh})
-        report: dict[str, Any] = {"signing_key": key, "crls": crls, "checked_at": iso_utc(clock)}
+        report: dict[str, Any] = {**keys, "crls": crls, "checked_at": iso_utc(clock)}
         if self._ocsp is not None:
             report["ocsp"] = self._ocsp.report()
             for responder in report["ocsp"]["responders"]:

@@ -13,12 +13,15 @@ from lxml import etree
 
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.security.callers import answer_recipient
+from gateway.security.encryption import can_encrypt_to
 from gateway.security.keys import load_keys, load_trust_store
 from gateway.security.nca_pkcs12 import read_pkcs12
 from gateway.security.public_keys import GostPrivateKey
 from gateway.security.wssec import EnvelopeSigner, verify_envelope
 from gateway.security.xmldsig import GOST2004, RSA_SHA256
 from gateway.soap.envelope import parse_xml
+from registry.snapshot import SenderView
 from tests.pki import participant
 from tests.wire import REPO_ROOT, SAMPLES, sync_request
 
@@ -59,10 +62,13 @@ def test_a_gateway_with_only_a_gost_key_signs_everything_with_it(tmp_path: Path)
     assert keys.sealing is None
 
 
-def test_an_rsa_key_where_the_gost_key_belongs_is_refused(tmp_path: Path) -> None:
+def test_keys_in_each_others_places_are_refused(tmp_path: Path) -> None:
     key, cert = pem_pair(tmp_path, "rsa", "990140000033")
     with pytest.raises(ValueError, match="not a GOST key"):
         load_keys(Settings(gost_signing_key=key, gost_signing_cert=cert))
+    with pytest.raises(ValueError, match="GATEWAY_SIGNING_KEY is a GOST key too"):
+        load_keys(Settings(signing_key=GOST_P12, signing_key_password="Qwerty12", gost_signing_key=GOST_P12,
+                           gost_signing_key_password="Qwerty12"))
 
 
 def test_a_wrong_password_for_ncas_file_is_named() -> None:
@@ -92,3 +98,10 @@ def test_trust_anchors_are_configured_per_family() -> None:
         misplaced.chain(signer)
     assert refused.value.error.code == "SCE024"
     assert load_trust_store(Settings()) is None
+
+
+def test_a_gost_signer_cannot_be_encrypted_to_and_says_so_without_failing() -> None:
+    signer = verify_envelope(parse_xml((SAMPLES / "nitec-sample-sync-request-gost.xml").read_bytes())).certificate
+    assert can_encrypt_to(signer) is False
+    sender = SenderView("senderId", None, "123456789021", None, (signer,))
+    assert answer_recipient(sender, signer) is None, "no RSA certificate registered: the mode-3 answer goes signed only"

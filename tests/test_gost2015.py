@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from gostcrypto.gostsignature import gost_34_10_2012 as gc
 
 from gateway.security import gost2015 as g
+from gateway.security.public_keys import subject_public_key_info
 
 PKI = Path(__file__).resolve().parents[2] / "shared" / "peers" / "nca-test-pki"
 OCSP_FILES = ["ocsp_response_ceo_2015_revoked.bin", "ocsp_response_individual_2015.bin"]
@@ -33,7 +33,7 @@ def ca_der() -> bytes:
 
 @pytest.fixture(scope="module")
 def ca_spki(ca_der: bytes) -> bytes:
-    return g.spki_of_certificate(ca_der)
+    return subject_public_key_info(x509.load_der_x509_certificate(ca_der))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_ocsp_response_verifies_under_its_responder(name: str, ca_spki: bytes) -
     resp = ocsp.load_der_ocsp_response(_read(f"ocsp/{name}"))
     assert resp.signature_algorithm_oid.dotted_string == g.OID_SIGNATURE_2015_512
     (responder,) = resp.certificates
-    responder_spki = g.spki_of_certificate(responder.public_bytes(Encoding.DER))
+    responder_spki = subject_public_key_info(responder)
     assert g.verify_2015(responder_spki, resp.tbs_response_bytes, resp.signature)
     assert not g.verify_2015(ca_spki, resp.tbs_response_bytes, resp.signature)
 

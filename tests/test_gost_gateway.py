@@ -7,6 +7,7 @@ certificate (2019-04-04 â€“ 2020-04-03) and of the GOST test key's (2018-08-23 â
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from registry.loader import bump_version
 from registry.models import Service
 from tests.conftest import gateway_settings
 from tests.served import fault_code
-from tests.wire import REPO_ROOT, SAMPLES, assert_wire_valid, async_send, post, sync_request
+from tests.wire import HTTP, REPO_ROOT, SAMPLES, assert_wire_valid, async_send, post, sync_request
 
 NCA = REPO_ROOT.parent / "shared" / "peers" / "nca-test-pki"
 GOST_KEY = NCA / "individual_valid" / "GOSTKNCA_f8a422238209b6e753116431b69b09178f14e9d7.p12"
@@ -103,6 +104,15 @@ def test_the_operators_gost_sample_is_verified_and_answered_in_gost(gost_gateway
     assert independently_verified(answer.body)
     assert_wire_valid(answer.payload)
     assert len(provider.received) == 1
+
+
+def test_health_reports_both_keys_and_the_gost_crl(gost_gateway: str) -> None:
+    post(f"{gost_gateway}/bip-sync-wss-gost/", SAMPLE.read_bytes())  # CRLs load at the first signature check
+    report = json.loads(HTTP.request("GET", f"{gost_gateway}/health").data)
+    assert report["signing_key"]["configured"] and report["gost_signing_key"]["configured"]
+    assert report["gost_signing_key"]["not_after"].startswith("2019-08-23")
+    [crl] = report["crls"]
+    assert crl["next_update"].startswith("2022-09-25"), "the GOST-signed CRL is loaded"
 
 
 def test_the_sample_again_is_a_replay(gost_gateway: str) -> None:

@@ -19,10 +19,11 @@ from gateway.security.certificates import check_signer, holder_iin, organisation
 from gateway.security.crls import CrlStore, crl_signed_by
 from gateway.security.public_keys import GostPublicKey, public_key_of
 from gateway.security.trust import Family, TrustStore, load_certificates
-from gateway.security.wssec import DS, verify_envelope
-from gateway.security.xmldsig import GOST2004_DIGEST, canonical, digest
+from gateway.security.wssec import DS, sign_envelope, verify_envelope
+from gateway.security.xmldsig import GOST2004_DIGEST, GOST2015_DIGEST, canonical, digest
 from gateway.soap.envelope import parse_xml
-from tests.wire import REPO_ROOT, SAMPLES, SOAP_ENV
+from tests.pki import participant
+from tests.wire import REPO_ROOT, SAMPLES, SOAP_ENV, sync_request
 
 NCA = REPO_ROOT.parent / "shared" / "peers" / "nca-test-pki"
 REQUEST = SAMPLES / "nitec-sample-sync-request-gost.xml"
@@ -176,3 +177,11 @@ def test_our_curve_agrees_with_an_independent_implementation_on_the_real_signatu
     e = int.from_bytes(gost.gost34311(signed), "little") % gost.CRYPTOPRO_A.q or 1
     assert independent.verify(public, bytearray(e.to_bytes(32, "big")), big_endian)
     assert not independent.verify(public, bytearray((e ^ 1).to_bytes(32, "big")), big_endian)
+
+
+def test_a_gost_digest_with_an_rsa_signature_is_refused_before_any_hashing() -> None:
+    key, cert = participant("990140000022")
+    signed = etree.tostring(sign_envelope(etree.fromstring(sync_request().encode()), key, cert))
+    mixed = signed.replace(b"http://www.w3.org/2001/04/xmlenc#sha256", GOST2015_DIGEST.encode())
+    refused = refusal(mixed)
+    assert refused.error.code == "SCE006" and "does not go with" in refused.data

@@ -47,6 +47,11 @@ def test_the_crl_is_consulted_and_the_certificate_not_listed() -> None:
     assert "not listed in the CRL of 2022-03-29" in result.output
 
 
+def test_crls_none_of_which_is_the_issuers_do_not_pass_for_a_check() -> None:
+    result = verify(REQUEST, "--at", "2019-06-01T00:00:00Z", "--trust", GOST_CA, "--crl", NCA / "crl" / "nca_rsa_test.crl")
+    assert result.exit_code == 1 and "no CRL of the issuer" in result.output
+
+
 def test_an_expired_certificate_and_a_missing_anchor_are_not_valid() -> None:
     late = verify(REQUEST, "--at", "2021-01-01T00:00:00Z", "--trust", GOST_CA)
     assert late.exit_code == 1 and "not current at 2021-01-01T00:00:00Z" in late.output

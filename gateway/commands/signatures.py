@@ -43,9 +43,11 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
     def say(self, name: str, value: str) -> None:
+        """One line of the report."""
         self.lines.append((name, value))
 
     def fail(self, name: str, reason: str) -> None:
+        """One line of the report, and one reason the verdict is not valid."""
         self.say(name, f"FAILED: {reason}")
         self.problems.append(f"{name}: {reason}")
 
@@ -96,7 +98,11 @@ def _check_chain(report: Report, certificate: x509.Certificate, at: datetime, tr
     if not trusted:
         report.fail("chain", "no trust anchor given (--trust)")
         return None
-    anchors = {Family.GOST: [ca for ca in trusted if is_gost(ca)], Family.RSA: [ca for ca in trusted if not is_gost(ca)]}
+    try:
+        anchors = {Family.GOST: [ca for ca in trusted if is_gost(ca)], Family.RSA: [ca for ca in trusted if not is_gost(ca)]}
+    except ValueError as exc:
+        report.fail("chain", f"a --trust certificate cannot be used: {exc}")
+        return None
     store = TrustStore(anchors, CrlStore(trusted, [], 3600))
     try:
         chain = store.chain(certificate, at)
@@ -114,9 +120,10 @@ def _check_revocation(
     if not crls and not ocsp_responses:
         report.say("revocation", "not checked (no --crl or --ocsp-response given)")
         return
-    for crl in crls:
-        if crl.issuer != issuer.subject:
-            continue
+    issuers_crls = [crl for crl in crls if crl.issuer == issuer.subject]
+    if crls and not issuers_crls:
+        report.fail("revocation (CRL)", f"no CRL of the issuer {issuer.subject.rfc4514_string()} among --crl")
+    for crl in issuers_crls:
         if not crl_signed_by(crl, issuer):
             report.fail("revocation (CRL)", "the CRL's signature does not verify with its issuer's key")
             continue

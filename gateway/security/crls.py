@@ -12,8 +12,9 @@ from pathlib import Path
 
 import urllib3
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
-from gateway.security.public_keys import verify_signed_data
+from gateway.security.public_keys import GOST_SIGNATURES, verify_signed_data
 
 log = logging.getLogger(__name__)
 MAX_CRL_BYTES = 64 * 1024 * 1024  # NCA's production CRLs run to tens of megabytes
@@ -25,10 +26,16 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
 
 
 def crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer`` named and signed ``crl``."""
-    return crl.issuer == issuer.subject and verify_signed_data(
-        issuer, crl.signature_algorithm_oid.dotted_string, crl.signature, crl.tbs_certlist_bytes
-    )
+    """Whether ``issuer`` named and signed ``crl``: GOST here, anything else by ``cryptography``."""
+    if crl.issuer != issuer.subject:
+        return False
+    algorithm = crl.signature_algorithm_oid.dotted_string
+    if algorithm in GOST_SIGNATURES:
+        return verify_signed_data(issuer, algorithm, crl.signature, crl.tbs_certlist_bytes)
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
 
 
 class CrlStore:

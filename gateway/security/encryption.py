@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.security.public_keys import public_key_of
 from gateway.security.wssec import EnvelopeSigner
 from gateway.soap.envelope import Envelope, Signer, parse_envelope
 from gateway.soap.namespaces import SOAP_ENV, WSSE
@@ -224,5 +225,9 @@ def protect(signer: EnvelopeSigner | None, recipient: x509.Certificate | None) -
 
 
 def can_encrypt_to(certificate: x509.Certificate) -> bool:
-    """Key transport is RSA-OAEP: only RSA certificates can receive encrypted messages."""
-    return isinstance(certificate.public_key(), rsa.RSAPublicKey)
+    """Key transport is RSA-OAEP: only RSA certificates can receive encrypted messages (a GOST one, whose key
+    ``cryptography`` cannot even read, never)."""
+    try:
+        return isinstance(public_key_of(certificate), rsa.RSAPublicKey)
+    except ValueError:
+        return False

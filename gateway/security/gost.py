@@ -416,3 +416,10 @@ def verify(curve: Curve, public: tuple[int, int], e: int, r: int, s: int) -> boo
     # x/z^2 mod q == r without an inversion: x/z^2 is one of r, r + q, r + 2q, ... below p.
     zz = z * z % p
     return any((x - candidate * zz) % p == 0 for candidate in range(r, p, q)) if z else False
+
+
+def warm_up() -> None:
+    """Build the hash tables and CryptoPro-A's base-point table now (some tens of milliseconds), so that no
+    caller's first GOST message pays for them."""
+    gost34311(b"")
+    base_multiply(CRYPTOPRO_A, 1)

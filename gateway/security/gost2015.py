@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 
 from asn1crypto import core
-from asn1crypto import x509 as asn1_x509
 from gostcrypto import gosthash
 from gostcrypto.gostsignature import gost_34_10_2012 as _g
 
@@ -29,8 +28,8 @@ from gateway.security import gost
 
 # Signature algorithm of certificates, CRLs and OCSP responses signed with a 512-bit GOST 2015 key.
 OID_SIGNATURE_2015_512 = "1.2.398.3.10.1.1.2.3.2"
-# The 256-bit variant is named by NCA (shep-wire.md) but no material signed with it was available: not supported.
-OID_SIGNATURE_2015_256 = "1.2.398.3.10.1.1.2.3.1"
+# The 256-bit variant (1.2.398.3.10.1.1.2.3.1) is named by NCA but no material signed with it was available: it is
+# not supported, rather than guessed.
 # SubjectPublicKeyInfo algorithm of GOST 2015 keys, and the parameters seen in every such SPKI.
 OID_PUBLIC_KEY_2015 = "1.2.398.3.10.1.1.2.2"
 OID_CURVE_2015_512_A = "1.2.398.3.10.1.1.2.2.1"  # = TC26 512-bit paramSetA (verified, see module docstring)
@@ -40,11 +39,6 @@ OID_HASH_2015_512 = "1.2.398.3.10.1.3.3"  # NCA's name for Streebog-512 in the S
 XMLDSIG_SIGNATURE_2015_512 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512"
 XMLDSIG_DIGEST_2015_512 = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34112015-512"
 
-# Short names used by gateway.security.public_keys and xmldsig.
-KEY_OID = OID_PUBLIC_KEY_2015
-SIGNATURE_OID = OID_SIGNATURE_2015_512
-SIGNATURE_URI = XMLDSIG_SIGNATURE_2015_512
-DIGEST_URI = XMLDSIG_DIGEST_2015_512
 
 _SIZE = 64  # bytes per coordinate, per half of a signature and per digest
 
@@ -131,12 +125,6 @@ def public_point_2015(spki_der: bytes) -> tuple[str, tuple[int, int]]:
     if not (0 <= x < p and 0 <= y < p) or (y * y - x * x * x - curve["a"] * x - curve["b"]) % p:
         raise ValueError("GOST 2015 public key is not a point on its curve")
     return curve_oid, (x, y)
-
-
-def spki_of_certificate(cert_der: bytes) -> bytes:
-    """The SubjectPublicKeyInfo DER of a certificate (``cryptography`` cannot load GOST public keys)."""
-    # asn1crypto parses lazily: dumping the SPKI never touches the GOST algorithm it would raise on.
-    return asn1_x509.Certificate.load(cert_der, strict=True)["tbs_certificate"]["subject_public_key_info"].dump()
 
 
 def verify_2015(spki_der: bytes, data: bytes, signature: bytes) -> bool:

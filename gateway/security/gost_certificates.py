@@ -20,28 +20,18 @@ from gateway.security import gost, gost2015
 from gateway.security.nca_pkcs12 import gost_private_key_info, write_pkcs12
 from gateway.security.pki import participant_name
 from gateway.security.public_keys import (
-    GOST2004_KEY, GOST2004_SIGNATURE, GOST2015_KEY, GOST2015_SIGNATURE, AlgorithmIdentifier, Gost2015PrivateKey,
-    GostPrivateKey,
+    GOST2004_CURVE, GOST2004_HASH, GOST2004_KEY, GOST2004_SIGNATURE, GOST2015_KEY, GOST2015_SIGNATURE, GostParameters,
+    Gost2015PrivateKey, GostPrivateKey, SubjectPublicKeyInfo,
 )
 
-GOST2004_CURVE = "1.2.398.3.10.1.1.1.1.1"  # CryptoPro-A, as NCA names it
-GOST2004_HASH = "1.2.398.3.10.1.3.1.1.0"  # GOST 34.311 with the test S-box
 ALGORITHMS = ("gost2004", "gost2015")
 GostKey = GostPrivateKey | Gost2015PrivateKey
 
 
-class _SubjectPublicKeyInfo(core.Sequence):
-    _fields = [("algorithm", AlgorithmIdentifier), ("public_key", core.OctetBitString)]
-
-
-class _Parameters(core.Sequence):
-    _fields = [("curve", core.ObjectIdentifier), ("hash", core.ObjectIdentifier)]
-
-
 def _parameters(key: GostKey) -> bytes:
     if isinstance(key, GostPrivateKey):
-        return _Parameters({"curve": GOST2004_CURVE, "hash": GOST2004_HASH}).dump()
-    return _Parameters({"curve": key.curve_oid, "hash": gost2015.OID_HASH_2015_512}).dump()
+        return GostParameters({"curve": GOST2004_CURVE, "hash": GOST2004_HASH}).dump()
+    return GostParameters({"curve": key.curve_oid, "hash": gost2015.OID_HASH_2015_512}).dump()
 
 
 def new_key(algorithm: str) -> GostKey:
@@ -56,7 +46,7 @@ def subject_public_key_info(key: GostKey) -> bytes:
     """The SPKI DER of ``key``'s public half, as NCA writes it (x then y, little-endian, in an OCTET STRING)."""
     if isinstance(key, Gost2015PrivateKey):
         return gost2015.spki_2015(key.curve_oid, gost2015.public_key_2015(key.curve_oid, key.d))
-    return _SubjectPublicKeyInfo({
+    return SubjectPublicKeyInfo({
         "algorithm": {"algorithm": GOST2004_KEY, "parameters": core.Any.load(_parameters(key))},
         "public_key": core.OctetString(key.public_key().spki_point_bytes()).dump(),
     }).dump()
@@ -99,10 +89,12 @@ class GostIssued:
 
     @property
     def key_pem(self) -> bytes:
+        """The key as an unencrypted PEM PKCS#8."""
         return private_key_pem(self.key)
 
     @property
     def cert_pem(self) -> bytes:
+        """The certificate as PEM."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
     def pkcs12(self, password: str, chain: list[x509.Certificate] | None = None) -> bytes:

@@ -74,8 +74,9 @@ def load_keys(settings: Settings) -> GatewayKeys:
         if not gost.is_gost:
             raise ValueError("GATEWAY_GOST_SIGNING_KEY is not a GOST key")
     if signer is not None and signer.is_gost:
-        # Only one key, and it is GOST: it is the gateway's GOST key.
-        signer, gost = (None, signer) if gost is None else (signer, gost)
+        if gost is not None:
+            raise ValueError("GATEWAY_SIGNING_KEY is a GOST key too: it takes the RSA or ECDSA key, GATEWAY_GOST_SIGNING_KEY the GOST one")
+        signer, gost = None, signer  # the only key, and it is GOST: it is the gateway's GOST key
     return GatewayKeys(signer, previous, gost)
 
 

@@ -10,6 +10,7 @@ apply those conventions once, so XML signatures, certificates, CRLs and OCSP res
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asn1crypto import core
@@ -23,8 +24,8 @@ from gateway.security import gost, gost2015
 
 GOST2004_KEY = "1.2.398.3.10.1.1.1.1"
 GOST2004_SIGNATURE = "1.2.398.3.10.1.1.1.2"
-GOST2015_KEY = gost2015.KEY_OID
-GOST2015_SIGNATURE = gost2015.SIGNATURE_OID
+GOST2015_KEY = gost2015.OID_PUBLIC_KEY_2015
+GOST2015_SIGNATURE = gost2015.OID_SIGNATURE_2015_512
 GOST_SIGNATURES = frozenset({GOST2004_SIGNATURE, GOST2015_SIGNATURE})
 _KEY_SIZE = 32  # bytes of one GOST 2004 coordinate
 
@@ -107,8 +108,20 @@ class AlgorithmIdentifier(core.Sequence):
     _fields = [("algorithm", core.ObjectIdentifier), ("parameters", core.Any, {"optional": True})]
 
 
-class _SubjectPublicKeyInfo(core.Sequence):
+class SubjectPublicKeyInfo(core.Sequence):
+    """A SubjectPublicKeyInfo of any algorithm, its key bits unparsed."""
+
     _fields = [("algorithm", AlgorithmIdentifier), ("public_key", core.OctetBitString)]
+
+
+class GostParameters(core.Sequence):
+    """The parameters of NCA's GOST key algorithms: the curve and the hash."""
+
+    _fields = [("curve", core.ObjectIdentifier), ("hash", core.ObjectIdentifier, {"optional": True})]
+
+
+GOST2004_CURVE = "1.2.398.3.10.1.1.1.1.1"  # CryptoPro-A, as NCA names it
+GOST2004_HASH = "1.2.398.3.10.1.3.1.1.0"  # GOST 34.311 with the test S-box
 
 
 def subject_public_key_info(certificate: x509.Certificate) -> bytes:
@@ -117,17 +130,14 @@ def subject_public_key_info(certificate: x509.Certificate) -> bytes:
     return asn1_x509.TbsCertificate.load(certificate.tbs_certificate_bytes)["subject_public_key_info"].dump()
 
 
-def _spki_parts(spki_der: bytes) -> tuple[str, bytes]:
-    """The algorithm OID and the key bits of a SubjectPublicKeyInfo."""
-    spki = _SubjectPublicKeyInfo.load(spki_der)
-    return spki["algorithm"]["algorithm"].dotted, spki["public_key"].native
-
-
 def gost_public_key(spki_der: bytes) -> GostPublicKey:
     """A GOST 2004 key from its SubjectPublicKeyInfo: the BIT STRING holds an OCTET STRING of x and y, little-endian
     (read big-endian the point is not on the curve)."""
-    _, bits = _spki_parts(spki_der)
-    raw = core.OctetString.load(bits).native
+    spki = SubjectPublicKeyInfo.load(spki_der, strict=True)
+    curve = GostParameters.load(spki["algorithm"]["parameters"].dump(), strict=True)["curve"].dotted
+    if curve != GOST2004_CURVE:
+        raise ValueError(f"GOST 34.310-2004 curve {curve} is not supported")
+    raw = core.OctetString.load(spki["public_key"].native, strict=True).native
     if len(raw) != 2 * _KEY_SIZE:
         raise ValueError("a GOST 34.310-2004 key is 64 bytes")
     point = (_little(raw[:_KEY_SIZE]), _little(raw[_KEY_SIZE:]))
@@ -143,16 +153,34 @@ def public_key_of(certificate: x509.Certificate) -> PublicKey:
     try:
         key = certificate.public_key()
     except UnsupportedAlgorithm:
-        spki = subject_public_key_info(certificate)
-        algorithm, _ = _spki_parts(spki)
-        if algorithm == GOST2004_KEY:
-            return gost_public_key(spki)
-        if algorithm == GOST2015_KEY:
-            return Gost2015PublicKey(spki)
-        raise ValueError(f"the certificate's key algorithm {algorithm} is not supported") from None
+        return _gost_key_of(certificate)
     if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
         raise ValueError(f"the certificate's {type(key).__name__} is not supported")
     return key
+
+
+def _gost_key_of(certificate: x509.Certificate) -> GostPublicKey | Gost2015PublicKey:
+    """The GOST key ``cryptography`` would not read; ValueError, in words a caller can act on, for anything else or
+    anything malformed (certificates come from callers)."""
+    try:
+        spki = subject_public_key_info(certificate)
+        algorithm = SubjectPublicKeyInfo.load(spki)["algorithm"]["algorithm"].dotted
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError("the certificate's public key cannot be read") from exc
+    readers: dict[str, Callable[[bytes], GostPublicKey | Gost2015PublicKey]] = {
+        GOST2004_KEY: gost_public_key, GOST2015_KEY: _gost2015_public_key,
+    }
+    if algorithm not in readers:
+        raise ValueError(f"the certificate's key algorithm {algorithm} is not supported")
+    try:
+        return readers[algorithm](spki)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"the certificate's GOST key cannot be read ({str(exc)[:120]})") from exc
+
+
+def _gost2015_public_key(spki_der: bytes) -> Gost2015PublicKey:
+    gost2015.public_point_2015(spki_der)  # raises for a malformed key, an unknown curve or a point off the curve
+    return Gost2015PublicKey(spki_der)
 
 
 def is_gost(certificate: x509.Certificate) -> bool:
@@ -197,7 +225,15 @@ def verify_signed_data(signer: x509.Certificate, algorithm_oid: str, signature: 
 
 
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer``'s name is ``certificate``'s issuer and its key signed ``certificate``."""
-    return certificate.issuer == issuer.subject and verify_signed_data(
-        issuer, certificate.signature_algorithm_oid.dotted_string, certificate.signature, certificate.tbs_certificate_bytes
-    )
+    """Whether ``issuer``'s name is ``certificate``'s issuer and its key signed ``certificate``: GOST here,
+    anything else by ``cryptography`` (which knows RSA-PSS and the rest)."""
+    if certificate.issuer != issuer.subject:
+        return False
+    algorithm = certificate.signature_algorithm_oid.dotted_string
+    if algorithm in GOST_SIGNATURES:
+        return verify_signed_data(issuer, algorithm, certificate.signature, certificate.tbs_certificate_bytes)
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True

@@ -12,9 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from gateway.security import gost2015
 from gateway.security.nca_pkcs12 import gost_private_scalar, read_pkcs12
 from gateway.security.public_keys import (
-    GOST2004_KEY, GOST2015_KEY, AlgorithmIdentifier, Gost2015PrivateKey, GostPrivateKey, public_key_of,
+    GOST2004_KEY, GOST2015_KEY, AlgorithmIdentifier, Gost2015PrivateKey, Gost2015PublicKey, GostParameters, GostPrivateKey,
+    public_key_of,
 )
 from gateway.security.xmldsig import SigningKey
 
@@ -25,10 +27,6 @@ class _PrivateKeyInfo(core.Sequence):
     _fields = [("version", core.Integer), ("algorithm", AlgorithmIdentifier), ("private_key", core.OctetString)]
 
 
-class _GostParameters(core.Sequence):
-    _fields = [("curve", core.ObjectIdentifier), ("hash", core.ObjectIdentifier, {"optional": True})]
-
-
 def gost_private_key(private_key_info: bytes) -> GostPrivateKey | Gost2015PrivateKey:
     """A GOST key from its PKCS#8 PrivateKeyInfo (algorithm 2004 or 2015, the curve in its parameters)."""
     algorithm = _PrivateKeyInfo.load(private_key_info)["algorithm"]
@@ -37,7 +35,7 @@ def gost_private_key(private_key_info: bytes) -> GostPrivateKey | Gost2015Privat
     if oid == GOST2004_KEY:
         return GostPrivateKey(d)
     if oid == GOST2015_KEY:
-        return Gost2015PrivateKey(_GostParameters.load(algorithm["parameters"].dump())["curve"].dotted, d)
+        return Gost2015PrivateKey(GostParameters.load(algorithm["parameters"].dump())["curve"].dotted, d)
     raise ValueError(f"key algorithm {oid} is not GOST")
 
 
@@ -80,12 +78,13 @@ def _private_key(private_key_info: bytes) -> object:
 
 
 def _belong_together(key: object, certificate: x509.Certificate) -> bool:
-    """Whether ``certificate`` carries ``key``'s public half (a 2015 key is trusted to its file's first
-    certificate: the 512-bit arithmetic is not worth a second scalar multiplication at start)."""
-    if isinstance(key, Gost2015PrivateKey):
-        return True
+    """Whether ``certificate`` carries ``key``'s public half."""
     try:
         public = public_key_of(certificate)
     except ValueError:
         return False
+    if isinstance(key, Gost2015PrivateKey):
+        return isinstance(public, Gost2015PublicKey) and (
+            gost2015.public_point_2015(public.spki_der)[1] == gost2015.public_key_2015(key.curve_oid, key.d)
+        )
     return public == key.public_key() if isinstance(key, (GostPrivateKey, rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)) else False

@@ -118,6 +118,9 @@ def _check_shape(root: etree._Element, signature: etree._Element) -> _SignedBody
     digest_method = reference.find(f"{{{DS}}}DigestMethod")
     if digest_method is None or digest_method.get("Algorithm") not in DIGEST_ALGORITHMS:
         raise _invalid("digest algorithm is not supported")
+    algorithm = SIGNATURE_ALGORITHMS[method.get("Algorithm")]
+    if digest_method.get("Algorithm") not in algorithm.digests:
+        raise _invalid(f"digest algorithm {digest_method.get('Algorithm')} does not go with {method.get('Algorithm')}")
     return _SignedBody(
         body=body,
         signed_info=signed_info,
@@ -125,7 +128,7 @@ def _check_shape(root: etree._Element, signature: etree._Element) -> _SignedBody
         body_prefixes=prefix_list(transforms[0]),
         digest_method=digest_method.get("Algorithm"),
         digest_value=_base64_value(reference.findtext(f"{{{DS}}}DigestValue"), "DigestValue"),
-        algorithm=SIGNATURE_ALGORITHMS[method.get("Algorithm")],
+        algorithm=algorithm,
     )
 
 
@@ -235,14 +238,16 @@ def verify_envelope(root: etree._Element, registered: CertificateLookup = _none_
     signed = _check_shape(root, signature)
     certificate = _signer_certificate(signature, registered)
     value = _base64_value(signature.findtext(f"{{{DS}}}SignatureValue"), "SignatureValue")
-    if not digest_matches(canonical(signed.body, signed.body_prefixes), signed.digest_method, signed.digest_value):
-        raise _invalid("the Body's digest does not match: the message was changed after it was signed")
     try:
         public_key = public_key_of(certificate)
     except ValueError as exc:
         raise _invalid(str(exc)) from exc
+    # The signature over the small SignedInfo first: a forged one costs no digest of the whole Body, which for GOST
+    # is pure-Python hashing of up to the body limit.
     if not signed.algorithm.verify(public_key, value, canonical(signed.signed_info, signed.signed_info_prefixes)):
         raise _invalid("the signature does not verify: the message was changed or signed with another key")
+    if not digest_matches(canonical(signed.body, signed.body_prefixes), signed.digest_method, signed.digest_value):
+        raise _invalid("the Body's digest does not match: the message was changed after it was signed")
     return VerifiedSignature(certificate, value)
 
 

@@ -32,10 +32,12 @@ EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+SHA1_MORE = "http://www.w3.org/2001/04/xmldsig-more#sha1"
 GOST2004 = "http://www.w3.org/2001/04/xmldsig-more#gost34310-gost34311"
 GOST2004_DIGEST = "http://www.w3.org/2001/04/xmldsig-more#gost34311"
-GOST2015 = gost2015.SIGNATURE_URI
-GOST2015_DIGEST = gost2015.DIGEST_URI
+GOST2015 = gost2015.XMLDSIG_SIGNATURE_2015_512
+GOST2015_DIGEST = gost2015.XMLDSIG_DIGEST_2015_512
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SignatureAlgorithm:
     None for GOST, whose keys hash with their own algorithm (:mod:`gateway.security.public_keys`)."""
 
     key_type: type
+    digests: frozenset[str]  # the DigestMethods that may go with it: a GOST digest is costly, and only for GOST
     hash: hashes.HashAlgorithm | None = None
 
     def verify(self, public_key: object, value: bytes, signed: bytes) -> bool:
@@ -85,18 +88,19 @@ def _der_from_xmldsig(value: bytes) -> bytes:
 
 
 # Accepted SignatureMethod and DigestMethod URIs (shep-wire.md §3.3, gost.md).
+_SHA_DIGESTS = frozenset({SHA256, SHA1, SHA1_MORE})
 SIGNATURE_ALGORITHMS: dict[str, SignatureAlgorithm] = {
-    RSA_SHA256: SignatureAlgorithm(rsa.RSAPublicKey, hashes.SHA256()),
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": SignatureAlgorithm(rsa.RSAPublicKey, hashes.SHA1()),
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha1": SignatureAlgorithm(rsa.RSAPublicKey, hashes.SHA1()),
-    ECDSA_SHA256: SignatureAlgorithm(ec.EllipticCurvePublicKey, hashes.SHA256()),
-    GOST2004: SignatureAlgorithm(GostPublicKey),
-    GOST2015: SignatureAlgorithm(Gost2015PublicKey),
+    RSA_SHA256: SignatureAlgorithm(rsa.RSAPublicKey, _SHA_DIGESTS, hashes.SHA256()),
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": SignatureAlgorithm(rsa.RSAPublicKey, _SHA_DIGESTS, hashes.SHA1()),
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha1": SignatureAlgorithm(rsa.RSAPublicKey, _SHA_DIGESTS, hashes.SHA1()),
+    ECDSA_SHA256: SignatureAlgorithm(ec.EllipticCurvePublicKey, _SHA_DIGESTS, hashes.SHA256()),
+    GOST2004: SignatureAlgorithm(GostPublicKey, frozenset({GOST2004_DIGEST})),
+    GOST2015: SignatureAlgorithm(Gost2015PublicKey, frozenset({GOST2015_DIGEST})),
 }
 DIGEST_ALGORITHMS: dict[str, Callable[[bytes], bytes]] = {
     SHA256: lambda data: hashlib.sha256(data).digest(),
-    "http://www.w3.org/2000/09/xmldsig#sha1": lambda data: hashlib.sha1(data).digest(),  # noqa: S324 - WS-Security 1.0 clients
-    "http://www.w3.org/2001/04/xmldsig-more#sha1": lambda data: hashlib.sha1(data).digest(),  # noqa: S324
+    SHA1: lambda data: hashlib.sha1(data).digest(),  # noqa: S324 - WS-Security 1.0 clients
+    SHA1_MORE: lambda data: hashlib.sha1(data).digest(),  # noqa: S324
     GOST2004_DIGEST: gost.gost34311,
     GOST2015_DIGEST: gost2015.streebog512,
 }
