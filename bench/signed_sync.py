@@ -86,9 +86,11 @@ def start_variant(name: str, args: argparse.Namespace, provider_port: int) -> Va
     ecdsa = name == "P-256"
     signed = name != "unsigned"
     gateway_port = free_port()
+    # No reserved threads, as in sync_channel.py: gunicorn's uneven spread of 8 client connections over two workers
+    # would otherwise let one refuse a call with SCE028; the benchmark measures cost, not that.
     env = dict(os.environ, GATEWAY_DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}", GATEWAY_PORT=str(gateway_port),
                GATEWAY_WORKERS="2", GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false",
-               GATEWAY_ADMIN_IN_SERVE="false")
+               GATEWAY_ADMIN_IN_SERVE="false", GATEWAY_RESERVED_THREADS="0")
     caller = None
     gost = name.startswith("GOST")
     if gost:
