@@ -43,6 +43,11 @@ class DeliveryPointView:
     max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS  # per gateway process
     signature_algorithm: str = "RSA"  # RSA or GOST: the gateway's key for what it sends to this point
 
+    @property
+    def wants_gost(self) -> bool:
+        """Whether what the gateway sends to this point is to be signed with its GOST key."""
+        return self.signature_algorithm == "GOST"
+
 
 @dataclass(frozen=True)
 class SenderView:

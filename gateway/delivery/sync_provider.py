@@ -32,7 +32,7 @@ class SoapProviderCaller:
     ) -> SyncResponse:
         """Send ``request`` to ``point`` (signed in modes >= 1, encrypted to ``recipient`` when given); raise the
         catalogue error that describes any failure."""
-        signer = self._keys.for_gost(point.signature_algorithm == "GOST") if point.security_mode >= GATEWAY_SIGNS_MODE else None
+        signer = self._keys.for_gost(point.wants_gost) if point.security_mode >= GATEWAY_SIGNS_MODE else None
         body = build_envelope(build_send_message(request, session_id), protect(signer, recipient))
         answer = self._client.post(point.url, body, deadline)
         try:

@@ -286,7 +286,7 @@ class DeliveryWorker:
             if recipient is None:
                 log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",
                             point.id, recipient_id)
-        signer = self._keys.for_gost(point.signature_algorithm == "GOST")
+        signer = self._keys.for_gost(point.wants_gost)
         return build_envelope(self._payload(task, message), protect(signer, recipient))
 
     def _payload(self, task: ClaimedTask, message: StoredMessage) -> etree._Element:
