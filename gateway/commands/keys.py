@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from gateway.security.crls import load_crl
 from gateway.security.gost_certificates import (
-    GostIssued, create_gost_ca, create_gost_crl, issue_gost_participant,
+    GOST_ALGORITHMS, GostIssued, create_gost_ca, create_gost_crl, issue_gost_participant,
 )
 from gateway.security.pki import Issued, create_ca, create_crl, issue_participant
 from gateway.security.public_keys import GostPrivateKey, is_gost
 from gateway.security.signing_keys import load_signing_key
 
-ALGORITHMS = ("rsa", "gost2004", "gost2015")
+ALGORITHMS = ("rsa", *GOST_ALGORITHMS)
 _TWELVE_DIGITS = re.compile(r"^\d{12}$")
 # PKCS#12 that Java 8+ keytool and .NET Framework open, as NCA's own RSA files: 3DES for the key and the
 # certificates, an HMAC-SHA1 MAC (OpenSSL 3's AES default is refused by older peers).

@@ -70,7 +70,7 @@ def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) 
     )
     scheduler.add_job(guarded(worker.poll, "polling for due deliveries"), "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
     # Sealing journals in the worker process keeps it off the message path; several workers take turns.
-    schedule_sealing(scheduler, engine, load_keys(settings).sealing, settings.seal_interval_seconds, guard=guarded)
+    schedule_sealing(scheduler, engine, worker.keys.sealing, settings.seal_interval_seconds, guard=guarded)
     if settings.breaker_probe_seconds > 0:
         scheduler.add_job(guarded(worker.probe, "the half-open probe"), "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
     scheduler.start()

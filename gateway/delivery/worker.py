@@ -101,6 +101,11 @@ class DeliveryWorker:
         self._lock = threading.Lock()
         self._busy = 0
 
+    @property
+    def keys(self) -> GatewayKeys:
+        """The gateway's keys this worker signs with (loaded once: a GOST PKCS#12 costs a Python KDF)."""
+        return self._keys
+
     def poll(self) -> int:
         """Claim as many due tasks as there are idle threads and start them; returns how many were started."""
         with self._lock:

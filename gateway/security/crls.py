@@ -12,9 +12,8 @@ from pathlib import Path
 
 import urllib3
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
-from gateway.security.public_keys import GOST_SIGNATURES, verify_signed_data
+from gateway.security.public_keys import signed_by
 
 log = logging.getLogger(__name__)
 MAX_CRL_BYTES = 64 * 1024 * 1024  # NCA's production CRLs run to tens of megabytes
@@ -27,15 +26,10 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
 
 def crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     """Whether ``issuer`` named and signed ``crl``: GOST here, anything else by ``cryptography``."""
-    if crl.issuer != issuer.subject:
-        return False
-    algorithm = crl.signature_algorithm_oid.dotted_string
-    if algorithm in GOST_SIGNATURES:
-        return verify_signed_data(issuer, algorithm, crl.signature, crl.tbs_certlist_bytes)
-    try:
-        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return False
+    return crl.issuer == issuer.subject and signed_by(
+        issuer, crl.signature_algorithm_oid.dotted_string, crl.signature, crl.tbs_certlist_bytes,
+        lambda: crl.is_signature_valid(issuer.public_key()),  # type: ignore[arg-type]
+    )
 
 
 class CrlStore:

@@ -24,7 +24,7 @@ from gateway.security.public_keys import (
     Gost2015PrivateKey, GostPrivateKey, SubjectPublicKeyInfo,
 )
 
-ALGORITHMS = ("gost2004", "gost2015")
+GOST_ALGORITHMS = ("gost2004", "gost2015")  # the values new_key takes
 GostKey = GostPrivateKey | Gost2015PrivateKey
 
 

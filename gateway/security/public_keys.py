@@ -227,13 +227,20 @@ def verify_signed_data(signer: x509.Certificate, algorithm_oid: str, signature: 
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether ``issuer``'s name is ``certificate``'s issuer and its key signed ``certificate``: GOST here,
     anything else by ``cryptography`` (which knows RSA-PSS and the rest)."""
-    if certificate.issuer != issuer.subject:
-        return False
-    algorithm = certificate.signature_algorithm_oid.dotted_string
-    if algorithm in GOST_SIGNATURES:
-        return verify_signed_data(issuer, algorithm, certificate.signature, certificate.tbs_certificate_bytes)
+    return certificate.issuer == issuer.subject and signed_by(
+        issuer, certificate.signature_algorithm_oid.dotted_string, certificate.signature,
+        certificate.tbs_certificate_bytes, lambda: certificate.verify_directly_issued_by(issuer),
+    )
+
+
+def signed_by(
+    issuer: x509.Certificate, algorithm_oid: str, signature: bytes, data: bytes, by_cryptography: Callable[[], object],
+) -> bool:
+    """Whether ``issuer`` made ``signature`` over ``data`` (a certificate's or CRL's): GOST here, anything else by
+    ``by_cryptography``, which knows RSA-PSS and the rest, and raises or returns False when the signature fails."""
+    if algorithm_oid in GOST_SIGNATURES:
+        return verify_signed_data(issuer, algorithm_oid, signature, data)
     try:
-        certificate.verify_directly_issued_by(issuer)
+        return by_cryptography() is not False
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
-    return True
