@@ -34,6 +34,7 @@ class Run:
     seconds: float
     latencies: list[float]
     errors: int
+    first_error: str = ""  # the status and fault code of the first failed request, to say why
 
     @property
     def throughput(self) -> float:
@@ -70,6 +71,7 @@ def drive(name: str, url: str, make_body: Callable[[], bytes], total: int, concu
     pool = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=30.0)
     latencies: list[float] = []
     errors = [0]
+    first_error: list[str] = []
     counter = iter(range(total))
     lock = threading.Lock()
     stop_at = time.monotonic() + time_limit
@@ -87,6 +89,9 @@ def drive(name: str, url: str, make_body: Callable[[], bytes], total: int, concu
                 latencies.append(elapsed)
                 if response.status != 200:
                     errors[0] += 1
+                    if not first_error:
+                        code = re.search(rb"<(?:\w+:)?(?:errorCode|faultcode)>([^<]{1,40})<", response.data)
+                        first_error.append(f"HTTP {response.status} {code.group(1).decode() if code else ''}".strip())
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()
@@ -94,7 +99,7 @@ def drive(name: str, url: str, make_body: Callable[[], bytes], total: int, concu
         thread.start()
     for thread in threads:
         thread.join()
-    return Run(name, len(latencies), time.perf_counter() - started, latencies, errors[0])
+    return Run(name, len(latencies), time.perf_counter() - started, latencies, errors[0], "".join(first_error))
 
 
 def cpu_seconds(process: psutil.Process) -> float:

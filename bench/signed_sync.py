@@ -136,7 +136,7 @@ def run_pass(variant: Variant, args: argparse.Namespace) -> None:
     before = cpu_seconds(process)
     run = drive(variant.name, variant.url, variant.next_body, args.requests, args.concurrency, args.time_limit)
     if run.errors:
-        raise SystemExit(f"{variant.name}: {run.errors} requests failed")
+        raise SystemExit(f"{variant.name}: {run.errors} requests failed, the first with {run.first_error}")
     variant.cpu_ms.append((cpu_seconds(process) - before) / run.requests * 1000)
     variant.runs.append(run)
 

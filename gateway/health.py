@@ -26,6 +26,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Integer, String, cast, func, l
 from sqlalchemy.sql.elements import Null
 
 from gateway.maintenance import MAINTENANCE_ROW, MaintenanceState
+from gateway.security import gost3411
 from gateway.security.trust import TrustStore
 from gateway.store.messages import PENDING
 from gateway.store.models import DeliveryPointState, DeliveryTask, MaintenanceMode
@@ -196,7 +197,9 @@ class HealthCheck:
             if fresh is False:
                 problems.append(f"CRL {source} is past its nextUpdate")
             crls.append({"source": source, "next_update": iso_utc(next_update), "fresh": fresh})
-        report: dict[str, Any] = {**keys, "crls": crls, "checked_at": iso_utc(clock)}
+        # What enciphers inside GOST hashing: Botan's version, or "Python" (then GOST costs several times more CPU).
+        report: dict[str, Any] = {**keys, "gost_hash": gost3411.hash_implementation(), "crls": crls,
+                                  "checked_at": iso_utc(clock)}
         if self._ocsp is not None:
             report["ocsp"] = self._ocsp.report()
             for responder in report["ocsp"]["responders"]:

@@ -14,7 +14,7 @@ from cryptography import x509
 from lxml import etree
 
 from gateway.errors import GatewayError
-from gateway.security import gost
+from gateway.security import gost, gost3411
 from gateway.security.certificates import check_signer, holder_iin, organisation_bin
 from gateway.security.crls import CrlStore, crl_signed_by
 from gateway.security.public_keys import GostPublicKey, public_key_of
@@ -174,7 +174,7 @@ def test_our_curve_agrees_with_an_independent_implementation_on_the_real_signatu
     x, y = key.point
     public = bytearray(x.to_bytes(32, "big") + y.to_bytes(32, "big"))
     big_endian = bytearray(value[:32][::-1] + value[32:][::-1])
-    e = int.from_bytes(gost.gost34311(signed), "little") % gost.CRYPTOPRO_A.q or 1
+    e = int.from_bytes(gost3411.gost34311(signed), "little") % gost.CRYPTOPRO_A.q or 1
     assert independent.verify(public, bytearray(e.to_bytes(32, "big")), big_endian)
     assert not independent.verify(public, bytearray((e ^ 1).to_bytes(32, "big")), big_endian)
 

@@ -1,180 +1,20 @@
-"""GOST R 34.11-94 hashing and GOST R 34.10-2001 signatures in pure Python (gost.md).
+"""GOST R 34.10-2001 / 2012 signatures in pure Python: generic short-Weierstrass arithmetic (any p, a, b, q: the
+256-bit curves of 34.10-2001 and the 512-bit ones of 34.10-2012). It takes and returns integers; byte conventions
+are the callers' business, and the hash is ``gost3411.py``'s.
 
-The hash uses the test S-box of RFC 4357 §11.2 and H0 = 0, with the byte order of OpenSSL's gost-engine,
-BouncyCastle and RustCrypto: blocks are read little-endian and the digest is H written little-endian.
-
-The curve code is generic short-Weierstrass arithmetic (any p, a, b, q: the 256-bit curves of 34.10-2001 and the
-512-bit ones of 34.10-2012). It takes and returns integers; byte conventions are the callers' business.
-
-Both run on the path of every signed message, so the code is shaped by CPython's costs:
-
-* the 28147-89 round (S-box, then rotate by 11) is two lookups in tables over the 16-bit halves of a word;
-* the key schedule works on the four keys already byte-transposed (the P permutation), where A is a few shifts;
-* psi, the hash's mixing map, is linear and acts alike on each of the 16 bit positions of its 16-bit words, so
-  after a 16x16 bit transpose each bit-plane is one 16-bit number and psi^n is one table lookup;
-* points are in Jacobian coordinates; k·G adds precomputed multiples of G (one per window, signed digits, no
-  doubling), and so does z·Q for a public key Q seen before (an LRU of tables); a key seen for the first time
-  is multiplied the ordinary way, so that a stream of fresh keys neither pays for tables nor evicts them.
+Points are in Jacobian coordinates; k·G adds precomputed multiples of G (one per window, signed digits, no
+doubling), and so does z·Q for a public key Q seen before (an LRU of tables); a key seen for the first time is
+multiplied the ordinary way, so that a stream of fresh keys neither pays for tables nor evicts them.
 """
 from __future__ import annotations
 
-import array
 import functools
-import operator
 import secrets
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-# --- GOST R 34.11-94 ------------------------------------------------------------------------------------------
-
-# id-GostR3411-94-TestParamSet: row i substitutes the i-th nibble of a word, counted from the least significant.
-_SBOX = (
-    (4, 10, 9, 2, 13, 8, 0, 14, 6, 11, 1, 12, 7, 15, 5, 3),
-    (14, 11, 4, 12, 6, 13, 15, 10, 2, 3, 8, 1, 0, 7, 5, 9),
-    (5, 8, 1, 13, 10, 3, 4, 2, 14, 15, 12, 7, 6, 0, 9, 11),
-    (7, 13, 10, 1, 0, 8, 9, 15, 14, 4, 6, 12, 11, 2, 5, 3),
-    (6, 12, 7, 1, 5, 15, 13, 8, 4, 10, 9, 14, 0, 3, 11, 2),
-    (4, 11, 10, 0, 7, 2, 1, 13, 3, 6, 8, 5, 9, 12, 15, 14),
-    (13, 11, 4, 1, 3, 15, 5, 9, 0, 10, 14, 7, 6, 8, 2, 12),
-    (1, 15, 13, 0, 5, 7, 10, 4, 9, 2, 3, 14, 6, 11, 8, 12),
-)
-_MASK256 = (1 << 256) - 1
-
-# P: byte 4m + i of a key is byte 8i + m of W, so key word m gathers byte m of W's four 64-bit words.
-_P = operator.itemgetter(*[8 * i + m for m in range(8) for i in range(4)])
-
-
-# The low 3, 2 and 1 bytes of each 32-bit word of a 256-bit number.
-_LANE_LOW3, _LANE_LOW2, _LANE_LOW1 = (sum(low << 32 * m for m in range(8)) for low in (0xFFFFFF, 0xFFFF, 0xFF))
-_C3 = 0xFF00FFFF000000FFFF0000FF00FFFF0000FF00FF00FF00FFFF00FF00FF00FF00
-_P_C3 = int.from_bytes(bytes(_P(_C3.to_bytes(32, "little"))), "little")
-
-
-def _transpose_masks(blocks: int) -> tuple[tuple[int, int], ...]:
-    """The delta swaps that transpose each 256-bit block of 16 words x 16 bits (bit b of word j <-> bit j of
-    word b): a swap of s x s sub-blocks moves a bit by 15·s places."""
-    masks = []
-    for s in (8, 4, 2, 1):
-        block = sum(1 << (16 * j + b) for j in range(16) for b in range(16) if j % (2 * s) < s <= b % (2 * s))
-        masks.append((15 * s, sum(block << 256 * n for n in range(blocks))))
-    return tuple(masks)
-
-
-_TRANSPOSE2, _TRANSPOSE1 = _transpose_masks(2), _transpose_masks(1)
-
-
-def _transpose(x: int, masks: tuple[tuple[int, int], ...]) -> int:
-    for shift, mask in masks:
-        t = (x ^ (x >> shift)) & mask
-        x ^= t ^ (t << shift)
-    return x
-
-
-def _plane_table(n: int) -> array.array[int]:
-    """psi^n on one bit-plane: bit j of the plane is bit b of word j+1, and psi shifts the words down by one,
-    feeding in w1 ^ w2 ^ w3 ^ w4 ^ w13 ^ w16."""
-    images = []
-    for bit in range(16):
-        v = 1 << bit
-        for _ in range(n):
-            v = (v >> 1) | ((v & 0b1001_0000_0000_1111).bit_count() & 1) << 15
-        images.append(v)
-    table = [0]
-    for image in images:  # linearity: each new bit doubles the table
-        table += [t ^ image for t in table]
-    return array.array("H", table)
-
-
-def _half_table(rows: tuple[tuple[int, ...], ...], shift: int) -> array.array[int]:
-    """The round function (S-box, then rotate left by 11) of a word whose other half is zero, indexed by the
-    16-bit half at ``shift``."""
-    low = [rows[0][i & 15] | rows[1][i >> 4] << 4 for i in range(256)]
-    high = [rows[2][i & 15] << 8 | rows[3][i >> 4] << 12 for i in range(256)]
-    words = [(h | lo) << shift for h in high for lo in low]
-    return array.array("I", [(y << 11 | y >> 21) & 0xFFFFFFFF for y in words])
-
-
-_Tables = tuple[array.array, array.array, array.array, array.array]
-
-
-@functools.cache
-def _tables() -> _Tables:
-    """Built on first use (some 30 ms) rather than at import. Arrays, not lists: 1 MB that stays in the CPU's
-    cache, where lists of int objects (10 MB) made every other lookup a cache miss, a third of the hash's time."""
-    high = _half_table(_SBOX[4:], 16)
-    # Indexed by (n1 + key) >> 16, which may carry into bit 16: the doubled table absorbs the mod 2^32.
-    return _half_table(_SBOX[:4], 0), high + high, _plane_table(61), _plane_table(74)
-
-
-_unpack8, _pack8, _unpack_keys = struct.Struct("<8I").unpack, struct.Struct("<8I").pack, struct.Struct("<32I").unpack
-_unpack_planes, _pack_planes = struct.Struct("<32H").unpack, struct.Struct("<16H").pack
-
-
-def _step(h: bytes, m: bytes, tables: _Tables) -> bytes:
-    """The compression function: H' = psi^61(H ^ psi(M ^ psi^12(S))), S being H enciphered under keys from H, M."""
-    lo, hi, psi61, psi74 = tables
-    # The keys, with P applied: on P-transposed values A (u's step) and A^2 (v's) are byte shifts within words.
-    u = int.from_bytes(bytes(_P(h)), "little")
-    v = int.from_bytes(bytes(_P(m)), "little")
-    keys = u ^ v
-    for shift, c in ((256, 0), (512, _P_C3), (768, 0)):
-        u = ((u >> 8) & _LANE_LOW3 | ((u ^ (u >> 8)) & _LANE_LOW1) << 24) ^ c
-        v = (v >> 16) & _LANE_LOW2 | ((v ^ (v >> 8)) & _LANE_LOW2) << 16
-        keys |= (u ^ v) << shift
-    key_words = _unpack_keys(keys.to_bytes(128, "little"))
-    words = _unpack8(h)
-    s = []
-    for i in range(0, 8, 2):
-        k0, k1, k2, k3, k4, k5, k6, k7 = key_words[4 * i:4 * i + 8]
-        n1, n2 = words[i], words[i + 1]
-        for _ in range(3):
-            n2 ^= lo[(t := n1 + k0) & 0xFFFF] ^ hi[t >> 16]
-            n1 ^= lo[(t := n2 + k1) & 0xFFFF] ^ hi[t >> 16]
-            n2 ^= lo[(t := n1 + k2) & 0xFFFF] ^ hi[t >> 16]
-            n1 ^= lo[(t := n2 + k3) & 0xFFFF] ^ hi[t >> 16]
-            n2 ^= lo[(t := n1 + k4) & 0xFFFF] ^ hi[t >> 16]
-            n1 ^= lo[(t := n2 + k5) & 0xFFFF] ^ hi[t >> 16]
-            n2 ^= lo[(t := n1 + k6) & 0xFFFF] ^ hi[t >> 16]
-            n1 ^= lo[(t := n2 + k7) & 0xFFFF] ^ hi[t >> 16]
-        n2 ^= lo[(t := n1 + k7) & 0xFFFF] ^ hi[t >> 16]
-        n1 ^= lo[(t := n2 + k6) & 0xFFFF] ^ hi[t >> 16]
-        n2 ^= lo[(t := n1 + k5) & 0xFFFF] ^ hi[t >> 16]
-        n1 ^= lo[(t := n2 + k4) & 0xFFFF] ^ hi[t >> 16]
-        n2 ^= lo[(t := n1 + k3) & 0xFFFF] ^ hi[t >> 16]
-        n1 ^= lo[(t := n2 + k2) & 0xFFFF] ^ hi[t >> 16]
-        n2 ^= lo[(t := n1 + k1) & 0xFFFF] ^ hi[t >> 16]
-        n1 ^= lo[(t := n2 + k0) & 0xFFFF] ^ hi[t >> 16]
-        s += (n2, n1)  # the 32nd round does not swap the halves
-    # psi^61(H ^ psi(M ^ psi^12(S))) = psi^61(H ^ psi(M)) ^ psi^74(S): psi once on whole words (a shift, and the
-    # feedback word w1 ^ w2 ^ w3 ^ w4 ^ w13 ^ w16 on top), the powers by one lookup per bit-plane.
-    y = int.from_bytes(m, "little")
-    y = y >> 16 | ((y ^ y >> 16 ^ y >> 32 ^ y >> 48 ^ y >> 192 ^ y >> 240) & 0xFFFF) << 240
-    y ^= int.from_bytes(h, "little") | int.from_bytes(_pack8(*s), "little") << 256  # one transpose for both
-    planes = _unpack_planes(_transpose(y, _TRANSPOSE2).to_bytes(64, "little"))
-    mixed = _pack_planes(*[psi61[a] ^ psi74[b] for a, b in zip(planes[:16], planes[16:])])
-    return _transpose(int.from_bytes(mixed, "little"), _TRANSPOSE1).to_bytes(32, "little")
-
-
-def gost34311(data: bytes) -> bytes:
-    """The GOST R 34.11-94 digest of ``data`` (test S-box, H0 = 0), 32 bytes in gost.md's byte order."""
-    data = bytes(data)
-    length = len(data)
-    data += bytes(-length % 32)  # a last partial block is padded with zeros, checksum included
-    tables = _tables()
-    h = bytes(32)
-    checksum = 0
-    for i in range(0, len(data), 32):
-        block = data[i:i + 32]
-        h = _step(h, block, tables)
-        checksum += int.from_bytes(block, "little")
-    h = _step(h, (8 * length & _MASK256).to_bytes(32, "little"), tables)
-    return _step(h, (checksum & _MASK256).to_bytes(32, "little"), tables)
-
-
-# --- GOST R 34.10-2001 / 2012 curve arithmetic ------------------------------------------------------------------
-
+from gateway.security import gost3411
 
 @dataclass(frozen=True)
 class Curve:
@@ -421,5 +261,5 @@ def verify(curve: Curve, public: tuple[int, int], e: int, r: int, s: int) -> boo
 def warm_up() -> None:
     """Build the hash tables and CryptoPro-A's base-point table now (some tens of milliseconds), so that no
     caller's first GOST message pays for them."""
-    gost34311(b"")
+    gost3411.gost34311(b"")  # also loads Botan, when installed, and checks it
     base_multiply(CRYPTOPRO_A, 1)

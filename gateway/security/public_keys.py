@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from gateway.security import gost, gost2015
+from gateway.security import gost, gost2015, gost3411
 
 GOST2004_KEY = "1.2.398.3.10.1.1.1.1"
 GOST2004_SIGNATURE = "1.2.398.3.10.1.1.1.2"
@@ -51,7 +51,7 @@ class GostPublicKey:
         if len(signature) != 2 * _KEY_SIZE:
             return False
         r, s = _little(signature[:_KEY_SIZE]), _little(signature[_KEY_SIZE:])
-        return gost.verify(self.curve, self.point, _e(gost.gost34311(data), self.curve.q), r, s)
+        return gost.verify(self.curve, self.point, _e(gost3411.gost34311(data), self.curve.q), r, s)
 
     def spki_point_bytes(self) -> bytes:
         """The key as a certificate carries it: x then y, little-endian."""
@@ -83,7 +83,7 @@ class GostPrivateKey:
 
     def sign(self, data: bytes) -> bytes:
         """A signature of ``data`` in NCA's layout: r then s, 32 bytes each, little-endian."""
-        r, s = gost.sign(self.curve, self.d, _e(gost.gost34311(data), self.curve.q))
+        r, s = gost.sign(self.curve, self.d, _e(gost3411.gost34311(data), self.curve.q))
         return r.to_bytes(_KEY_SIZE, "little") + s.to_bytes(_KEY_SIZE, "little")
 
 

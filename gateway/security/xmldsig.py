@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from lxml import etree
 
-from gateway.security import gost, gost2015
+from gateway.security import gost2015, gost3411
 from gateway.security.public_keys import Gost2015PrivateKey, Gost2015PublicKey, GostPrivateKey, GostPublicKey
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -101,7 +101,7 @@ DIGEST_ALGORITHMS: dict[str, Callable[[bytes], bytes]] = {
     SHA256: lambda data: hashlib.sha256(data).digest(),
     SHA1: lambda data: hashlib.sha1(data).digest(),  # noqa: S324 - WS-Security 1.0 clients
     SHA1_MORE: lambda data: hashlib.sha1(data).digest(),  # noqa: S324
-    GOST2004_DIGEST: gost.gost34311,
+    GOST2004_DIGEST: gost3411.gost34311,
     GOST2015_DIGEST: gost2015.streebog512,
 }
 # What the gateway signs with, by the kind of its key: (SignatureMethod, DigestMethod).
