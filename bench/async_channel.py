@@ -120,8 +120,8 @@ def measure(database_url: str, args: argparse.Namespace) -> tuple[LoadResult, Lo
     subprocess.run([*cli, "registry", "load", str(workdir / "registry.yaml")], env=env, check=True, capture_output=True)
     quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     processes = [
-        subprocess.Popen([*cli, "emulators", "run", "push-recipient", "--port", str(recipient_port)], **quiet),
-        subprocess.Popen([*cli, "emulators", "run", "sync-provider", "--port", str(provider_port)], **quiet),
+        subprocess.Popen([sys.executable, "-m", "emulators", "run", "push-recipient", "--port", str(recipient_port)], **quiet),
+        subprocess.Popen([sys.executable, "-m", "emulators", "run", "sync-provider", "--port", str(provider_port)], **quiet),
         subprocess.Popen([*cli, "serve"], **quiet),
     ]
     try:

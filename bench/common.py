@@ -161,3 +161,60 @@ def drive_wrk(url: str, body: bytes, seconds: int, concurrency: int) -> LoadResu
         p99_ms=latency.get("99", 0.0),
         errors=(int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     )
+
+
+@dataclass
+class OpenLoopRun:
+    """Latencies of a fixed-rate run, each measured from the moment its request was due (not sent), so that a
+    server falling behind shows as latency instead of a slower schedule (no coordinated omission)."""
+
+    name: str
+    latencies: list[float]
+    errors: int
+    late_sends: int  # requests the client itself could not send within 5 ms of their time
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def drive_at_rate(name: str, url: str, make_body: Callable[[], bytes], rate: float, seconds: float,
+                  threads: int = 48) -> OpenLoopRun:
+    """Send ``rate`` requests a second for ``seconds`` (open loop: due times fixed in advance), from ``threads``
+    threads; every request has at most 30 s, so the run ends within ``seconds`` + 30 s."""
+    total = int(rate * seconds)
+    pool = urllib3.PoolManager(maxsize=threads, retries=False, timeout=30.0)
+    bodies = [make_body() for _ in range(total)]
+    latencies: list[float] = []
+    errors, late = [0], [0]
+    lock = threading.Lock()
+    counter = iter(range(total))
+    started = time.perf_counter() + 0.2
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            due = started + index / rate
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            elif wait < -0.005:
+                with lock:
+                    late[0] += 1
+            try:
+                response = pool.request("POST", url, body=bodies[index], headers=HEADERS)
+                failed = response.status != 200
+            except urllib3.exceptions.HTTPError:
+                failed = True
+            with lock:
+                latencies.append(time.perf_counter() - due)
+                errors[0] += failed
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return OpenLoopRun(name, latencies, errors[0], late[0])

@@ -150,8 +150,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=300, help="messages per algorithm and pass, in-process")
     args = parser.parse_args()
     provider_port = free_port()
-    provider = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port",
-                                 str(provider_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    provider = subprocess.Popen([sys.executable, "-m", "emulators", "run", "sync-provider", "--port", str(provider_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     variants: list[Variant] = []
     try:
         wait_until_up(f"http://127.0.0.1:{provider_port}/")

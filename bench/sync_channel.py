@@ -10,8 +10,15 @@ a count and by a time limit. This machine is shared and noisy: compare figures o
 With ``--baseline-tree DIR`` a second gateway runs the code checked out in DIR beside this one, and every pass
 drives the provider, this gateway and the baseline in turn: the ratio this/baseline is measured in one run.
 
+The yardstick (``../shared/bench-reference/``, run from there, never copied) runs beside them when it is present:
+its minimal pipeline as an ASGI app on uvicorn (httptools, uvloop; ``pip install -e '.[bench]'``) and on gunicorn
+threads, both 2 workers, journalling to their own SQLite file, forwarding to the same provider. The registry here
+uses the yardstick's service, sender and password, so every pipeline gets the same request. After the passes, a
+fixed-rate run (open loop, ``--rate`` messages a second for ``--rate-seconds``) sends to the provider directly,
+to the gateway and to the asyncio yardstick in turn, and prints the latency each adds at p50, p99 and p99.9.
+
     .venv/bin/python bench/sync_channel.py [--requests 2000] [--passes 3] [--concurrency 8] [--database-url URL]
-                                           [--baseline-tree DIR]
+                                           [--baseline-tree DIR] [--rate 200] [--rate-seconds 10]
 """
 from __future__ import annotations
 
@@ -27,11 +34,15 @@ from pathlib import Path
 
 import psutil
 
-from common import Run, cpu_seconds, drive, free_port, median_run, wait_until_up
+from common import OpenLoopRun, Run, cpu_seconds, drive, drive_at_rate, free_port, median_run, wait_until_up
 
 HERE = Path(__file__).resolve().parent.parent
+REFERENCE = HERE.parent / "shared" / "bench-reference"
 
-TARGET_CPU_MS = 2.0
+# Issue 13's targets: CPU per unsigned message, the ratio to the asyncio yardstick, p99 added at the fixed rate.
+TARGET_CPU_MS = 0.5
+TARGET_RATIO_TO_ASYNCIO = 1.7
+TARGET_ADDED_P99_MS = 2.0
 REGISTRY = """
 organisations:
   - {{bin: "990140000011", name: Bench provider org, shortName: P}}
@@ -40,17 +51,17 @@ deliveryPoints:
   - {{id: 1, url: "http://127.0.0.1:{provider_port}/provider", callMode: 1}}
 informationSystems:
   - {{senderId: provider, organisation: "990140000011", shortName: P, name: Provider}}
-  - {{senderId: bench, organisation: "990140000022", shortName: B, name: Bench client, password: bench-password}}
+  - {{senderId: demo-is, organisation: "990140000022", shortName: B, name: Bench client, password: demo-pass}}
 services:
-  - {{key: BenchService, name: Bench, ownerIS: provider, interactionMode: SYNC, defaultDeliveryPoint: 1,
-     users: [{{informationSystem: bench}}]}}
+  - {{key: Echo, name: Bench, ownerIS: provider, interactionMode: SYNC, defaultDeliveryPoint: 1,
+     users: [{{informationSystem: demo-is}}]}}
 """
 ENVELOPE = (
     '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
     '<ns2:SendMessage xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><request><requestInfo>'
-    "<messageId>{message_id}</messageId><serviceId>BenchService</serviceId>"
+    "<messageId>{message_id}</messageId><serviceId>Echo</serviceId>"
     "<messageDate>2026-11-22T12:00:00.000+05:00</messageDate>"
-    "<sender><senderId>bench</senderId><password>bench-password</password></sender>"
+    "<sender><senderId>demo-is</senderId><password>demo-pass</password></sender>"
     "<properties><key>IIN</key><value>931002451325</value></properties></requestInfo>"
     '<requestData><data><person xmlns="urn:bench"><iin>931002451325</iin><name>Test Testov</name>'
     "<address>Astana, Mangilik El 8</address></person></data></requestData></request></ns2:SendMessage>"
@@ -64,7 +75,8 @@ def make_body() -> bytes:
 
 @dataclass
 class Gateway:
-    """One ``gateway serve`` under test: this checkout's, or the baseline tree's, each with its own database."""
+    """One pipeline under test: ``gateway serve`` of this checkout or of the baseline tree, each with its own
+    database, or one of the yardstick's."""
 
     name: str
     url: str
@@ -85,6 +97,30 @@ def start_gateway(name: str, tree: Path, workdir: Path, registry_file: Path, env
     return Gateway(name, f"http://127.0.0.1:{port}/bip-sync/", process)
 
 
+def start_references(workdir: Path, provider_url: str, env: dict[str, str]) -> list[Gateway]:
+    """The yardstick's pipelines, asyncio first; none when ``../shared/bench-reference`` is absent."""
+    if not REFERENCE.is_dir():
+        print(f"note: {REFERENCE} is absent; no yardstick in this run")
+        return []
+    env = dict(env, LEAN_PROVIDER=provider_url)
+    commands = {
+        "asyncio yardstick": (["uvicorn", "--workers", "2", "--http", "httptools", "--loop", "uvloop", "--no-access-log",
+                               "--log-level", "warning", "--lifespan", "off", "--host", "127.0.0.1", "--port", "{port}",
+                               "lean_asgi_gateway:app"], {"LEAN_DB": str(workdir / "lean-asgi.sqlite")}),
+        "threads yardstick": (["gunicorn", "-w", "2", "-k", "gthread", "--threads", "8", "--keep-alive", "30",
+                               "-b", "127.0.0.1:{port}", "lean_gateway:app"],
+                              {"LEAN_DB": str(workdir / "lean-threads.sqlite"), "LEAN_GROUP": "1"}),
+    }
+    references = []
+    for name, (command, extra) in commands.items():
+        port = free_port()
+        arguments = [sys.executable, "-m", *(part.format(port=port) for part in command)]
+        process = subprocess.Popen(arguments, env=dict(env, **extra), cwd=REFERENCE,
+                                   stdout=subprocess.DEVNULL, stderr=open(workdir / f"{port}.log", "wb"))
+        references.append(Gateway(name, f"http://127.0.0.1:{port}/", process))
+    return references
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per pass and path")
@@ -96,6 +132,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per gateway worker")
     parser.add_argument("--baseline-tree", type=Path, default=None,
                         help="a checkout of other code (e.g. `git worktree add /tmp/base main~1`) served beside this one")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages a second in the fixed-rate run (0: none)")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
@@ -106,7 +144,7 @@ def main() -> None:
                GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false", GATEWAY_ADMIN_IN_SERVE="false")
     registry_file = workdir / "registry.yaml"
     registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")
-    provider = subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", "sync-provider", "--port", str(provider_port)],
+    provider = subprocess.Popen([sys.executable, "-m", "emulators", "run", "sync-provider", "--port", str(provider_port)],
                                 env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trees = [("this gateway", HERE)] + ([("baseline gateway", args.baseline_tree.resolve())] if args.baseline_tree else [])
     if args.baseline_tree and args.database_url:
@@ -114,14 +152,18 @@ def main() -> None:
     gateways = [start_gateway(f"g{i}", tree, workdir, registry_file, env, args.database_url) for i, (_, tree) in enumerate(trees)]
     for gateway, (name, _) in zip(gateways, trees, strict=True):
         gateway.name = name
+    provider_url = f"http://127.0.0.1:{provider_port}/provider"
+    references = start_references(workdir, provider_url, env)
+    rate_runs: list[OpenLoopRun] = []
     try:
         wait_until_up(f"http://127.0.0.1:{provider_port}/")
         for gateway in gateways:
             wait_until_up(gateway.url.replace("/bip-sync/", "/health"))
-        provider_url = f"http://127.0.0.1:{provider_port}/provider"
+        for reference in references:
+            wait_until_up(reference.url)
         warmup = min(200, args.requests)
         drive("warm-up direct", provider_url, make_body, warmup, args.concurrency, args.time_limit)
-        for gateway in gateways:
+        for gateway in gateways + references:
             drive("warm-up gateway", gateway.url, make_body, warmup, args.concurrency, args.time_limit)
         provider_process = psutil.Process(provider.pid)
         direct_runs, provider_cpu = [], []
@@ -130,19 +172,27 @@ def main() -> None:
             before = cpu_seconds(provider_process)
             direct_runs.append(drive("provider directly", provider_url, make_body, args.requests, args.concurrency, args.time_limit))
             provider_cpu.append((cpu_seconds(provider_process) - before) / direct_runs[-1].requests * 1000)
-            for gateway in gateways:
+            for gateway in gateways + references:
                 process = psutil.Process(gateway.process.pid)
                 before = cpu_seconds(process)
                 gateway.runs.append(drive(gateway.name, gateway.url, make_body, args.requests, args.concurrency, args.time_limit))
                 gateway.cpu_ms.append((cpu_seconds(process) - before) / gateway.runs[-1].requests * 1000)
+        if args.rate > 0:
+            targets = [("provider directly", provider_url), (gateways[0].name, gateways[0].url)]
+            targets += [(reference.name, reference.url) for reference in references[:1]]
+            for name, url in targets:
+                rate_runs.append(drive_at_rate(name, url, make_body, args.rate, args.rate_seconds))
     finally:
-        for process in [gateway.process for gateway in gateways] + [provider]:
+        for process in [gateway.process for gateway in gateways + references] + [provider]:
             process.terminate()
             process.wait(timeout=30)
-    report(args, direct_runs, provider_cpu, gateways)
+    report(args, direct_runs, provider_cpu, gateways, references)
+    if rate_runs:
+        report_rate(args, rate_runs)
 
 
-def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[float], gateways: list[Gateway]) -> None:
+def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[float], gateways: list[Gateway],
+           references: list[Gateway]) -> None:
     backend = (args.database_url or "sqlite").split(":", 1)[0]
     print(f"sync channel benchmark: {args.passes} passes x {args.requests} requests per path, {args.concurrency} client "
           f"threads, gateway {args.workers} workers x {args.threads} threads, database {backend}, {os.cpu_count()} cores")
@@ -151,7 +201,7 @@ def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[
     provider_ms = statistics.median(provider_cpu)
     print(f"{direct.name:22}{direct.throughput:10.0f}{direct.percentile(0.50):10.2f}{direct.percentile(0.99):10.2f}"
           f"{direct.errors:8d}{provider_ms:12.2f}")
-    for gateway in gateways:
+    for gateway in gateways + references:
         run, cpu_ms = median_run(gateway.runs), statistics.median(gateway.cpu_ms)
         print(f"{run.name:22}{run.throughput:10.0f}{run.percentile(0.50):10.2f}{run.percentile(0.99):10.2f}"
               f"{run.errors:8d}{cpu_ms:12.2f}   (CPU passes: {', '.join(f'{v:.2f}' for v in gateway.cpu_ms)})")
@@ -166,8 +216,30 @@ def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[
         base_run, base_ms = median_run(base.runs), statistics.median(base.cpu_ms)
         print(f"ratio this/baseline: throughput {this_run.throughput / base_run.throughput:.2f}, "
               f"p50 {this_run.percentile(0.5) / base_run.percentile(0.5):.2f}, CPU per message {this_ms / base_ms:.2f}")
-    if any(run.errors for run in direct_runs + [r for g in gateways for r in g.runs]):
+    if references:
+        asyncio_run, asyncio_ms = median_run(references[0].runs), statistics.median(references[0].cpu_ms)
+        ratio = this_ms / asyncio_ms
+        print(f"ratio gateway/asyncio yardstick: CPU per message {ratio:.2f} (target <= {TARGET_RATIO_TO_ASYNCIO}: "
+              f"{'met' if ratio <= TARGET_RATIO_TO_ASYNCIO else 'NOT met'}), throughput "
+              f"{this_run.throughput / asyncio_run.throughput:.2f}, p50 {this_run.percentile(0.5) / asyncio_run.percentile(0.5):.2f}")
+    if any(run.errors for run in direct_runs + [r for g in gateways + references for r in g.runs]):
         raise SystemExit("errors during the run")
+
+
+def report_rate(args: argparse.Namespace, runs: list[OpenLoopRun]) -> None:
+    """The fixed-rate run: each pipeline's latency percentiles and what it adds over the provider alone."""
+    print(f"fixed rate {args.rate:.0f} msg/s for {args.rate_seconds:.0f} s (open loop; latency from each request's due time)")
+    print(f"{'':22}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'errors':>8}{'late sends':>12}   added over direct p50/p99/p99.9")
+    direct = runs[0]
+    for run in runs:
+        added = "/".join(f"{run.percentile(p) - direct.percentile(p):+.2f}" for p in (0.5, 0.99, 0.999))
+        print(f"{run.name:22}{run.percentile(0.5):10.2f}{run.percentile(0.99):10.2f}{run.percentile(0.999):10.2f}"
+              f"{run.errors:8d}{run.late_sends:12d}   {added if run is not direct else ''}")
+    added_p99 = runs[1].percentile(0.99) - direct.percentile(0.99)
+    print(f"gateway adds {added_p99:.2f} ms at p99 (target <= {TARGET_ADDED_P99_MS} ms: "
+          f"{'met' if added_p99 <= TARGET_ADDED_P99_MS else 'NOT met'})")
+    if any(run.errors for run in runs):
+        raise SystemExit("errors during the fixed-rate run")
 
 
 if __name__ == "__main__":

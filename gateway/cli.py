@@ -1,7 +1,6 @@
 """The ``gateway`` command."""
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -30,7 +29,6 @@ DEMO_RECIPIENT_PORT = 8092
 # The back-office emulators behind the sample registry's adapter delivery points, and the demo credentials
 # those points name as ${GATEWAY_ADAPTER_DEMO_...} references.
 DEMO_BACKENDS = {"ecs": 8093, "ecert": 8094, "payments": 8095}
-BACKEND_EMULATORS = {name: f"gateway.emulators.{name}" for name in DEMO_BACKENDS}
 DEMO_BACKEND_SECRETS = {
     "GATEWAY_ADAPTER_DEMO_ECS_SECRET": "secret-1",
     "GATEWAY_ADAPTER_DEMO_ECERT_API_KEY": "ecert-demo-key",
@@ -118,11 +116,12 @@ def demo(port: int | None) -> None:
     for name, value in DEMO_BACKEND_SECRETS.items():
         os.environ.setdefault(name, value)
     ports = {"sync-provider": DEMO_PROVIDER_PORT, "push-recipient": DEMO_RECIPIENT_PORT, **DEMO_BACKENDS}
+    # The emulators are a package of their own (the gateway never imports them): started by module name.
     emulators = [
-        (emulator_port, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", name, "--port", str(emulator_port)]))
+        (emulator_port, subprocess.Popen([sys.executable, "-m", "emulators", "run", name, "--port", str(emulator_port)]))
         for name, emulator_port in ports.items()
     ]
-    emulators.append((OCSP_PORT, subprocess.Popen([sys.executable, "-m", "gateway.cli", "emulators", "run", *ocsp_arguments])))
+    emulators.append((OCSP_PORT, subprocess.Popen([sys.executable, "-m", "emulators", *ocsp_arguments])))
     try:
         for emulator_port, process in emulators:
             _wait_for(f"http://127.0.0.1:{emulator_port}/", process)
@@ -217,61 +216,6 @@ def registry_load(file: Path, check: bool) -> None:
         f"{file}: loaded {summary.organisations} organisations, {summary.delivery_points} delivery points, "
         f"{summary.information_systems} information systems, {summary.services} services"
     )
-
-
-@main.group()
-def emulators() -> None:
-    """Stand-ins for the systems behind the gateway."""
-
-
-@emulators.command("run")
-@click.argument("name", type=click.Choice(["sync-provider", "push-recipient", "ocsp", *BACKEND_EMULATORS]))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=DEMO_PROVIDER_PORT, show_default=True)
-@click.option("--delay-ms", type=int, default=0, help="answer this much later")
-@click.option("--fault", is_flag=True, help="answer every request with a SOAP fault")
-@click.option("--sign-data", is_flag=True, help="sign the business data of every answer")
-@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="ocsp: the CA it answers for")
-@click.option("--responder-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="ocsp: the unencrypted PEM key (RSA or EC) it signs with: the CA's, or a delegated responder's")
-@click.option("--responder-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="ocsp: the delegated responder's certificate (absent: the key is the CA's)")
-@click.option("--next-update-seconds", type=float, default=3600.0, show_default=True,
-              help="ocsp: nextUpdate of its answers; 0 for none, as NCA's")
-def emulators_run(
-    name: str, host: str, port: int, delay_ms: int, fault: bool, sign_data: bool, ca_cert: Path | None,
-    responder_key: Path | None, responder_cert: Path | None, next_update_seconds: float,
-) -> None:
-    """Run emulator NAME in the foreground."""
-    from datetime import UTC, datetime
-
-    from gateway.emulators.data_signer import DataSigner
-    from gateway.emulators.http import serve_forever
-    from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
-    from gateway.errors import ErrorInfo
-
-    from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
-
-    app: object
-    if name == "ocsp":
-        from gateway.emulators.ocsp_responder import OcspResponderEmulator
-
-        if ca_cert is None or responder_key is None:
-            raise click.UsageError("the ocsp emulator needs --ca-cert and --responder-key")
-        app = OcspResponderEmulator.from_files(ca_cert, responder_key, responder_cert, next_update_seconds or None)
-    elif name in BACKEND_EMULATORS:
-        app = importlib.import_module(BACKEND_EMULATORS[name]).make_emulator(delay_seconds=delay_ms / 1000)
-    elif name == "push-recipient":
-        app = PushRecipientEmulator(RecipientBehaviour(fail_next=10**9 if fault else 0, delay_seconds=delay_ms / 1000))
-    else:
-        behaviour = ProviderBehaviour(
-            delay_seconds=delay_ms / 1000,
-            fault=ErrorInfo("PROVIDER_DOWN", "Emulated provider failure", datetime.now(UTC)) if fault else None,
-            sign_data=sign_data,
-        )
-        app = SyncProviderEmulator(behaviour=behaviour, signer=DataSigner.self_signed() if sign_data else None)
-    click.echo(f"{name} emulator on http://{host}:{port}/ (pid {os.getpid()})")
-    serve_forever(app, host, port)
 
 
 main.add_command(incidents_group)

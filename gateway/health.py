@@ -22,14 +22,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from sqlalchemy import Boolean, DateTime, Engine, Integer, String, cast, func, literal_column, null, select, type_coerce, union_all
-from sqlalchemy.sql.elements import Null
+from sqlalchemy import Engine
 
 from gateway.maintenance import MAINTENANCE_ROW, MaintenanceState
 from gateway.security import gost3411
 from gateway.security.trust import TrustStore
-from gateway.store.messages import PENDING
-from gateway.store.models import DeliveryPointState, DeliveryTask, MaintenanceMode
+from gateway.store.status import status_statement
 from journals.times import as_utc, iso_utc
 
 if TYPE_CHECKING:  # only the type: the report is whatever the client's report() says
@@ -56,39 +54,10 @@ class DatabaseStatus:
         return sorted(point for point, state in self.breakers.items() if state != CLOSED)
 
 
-def _status_statement() -> Any:
-    """One UNION ALL of rows (kind, number, flag, text, at): the queue depth, the maintenance row, each point."""
-
-    def row(kind: str, number: Any, flag: Any, text: Any, at: Any) -> Any:
-        # Inline literals and typed NULLs: PostgreSQL cannot type bare parameters in a UNION's select list.
-        return select(
-            literal_column(f"'{kind}'", String).label("kind"),
-            _typed(number, Integer()).label("number"),
-            _typed(flag, Boolean()).label("flag"),
-            _typed(text, String()).label("text"),
-            _typed(at, DateTime(timezone=True)).label("at"),
-        )
-
-    queue = row("queue", func.count(), null(), null(), null()).select_from(DeliveryTask).where(DeliveryTask.state == PENDING)
-    maintenance = row(
-        "maintenance", null(), MaintenanceMode.enabled, MaintenanceMode.reason, MaintenanceMode.changed_at
-    ).where(MaintenanceMode.id == MAINTENANCE_ROW)
-    points = row(
-        "point", DeliveryPointState.delivery_point_id, DeliveryPointState.switched_off, null(), DeliveryPointState.probe_after
-    )
-    return union_all(queue, maintenance, points)
-
-
-def _typed(value: Any, type_: Any) -> Any:
-    # A NULL slot is CAST so PostgreSQL knows its type; a column only gets the Python-side type, since SQLite's
-    # CAST(... AS DATETIME) would turn a stored timestamp into a number.
-    return cast(value, type_) if isinstance(value, Null) else type_coerce(value, type_)
-
-
 def read_database_status(engine: Engine) -> DatabaseStatus:
     """Read the database-derived status now (one query)."""
     with engine.connect() as connection:
-        rows = connection.execute(_status_statement()).all()
+        rows = connection.execute(status_statement(MAINTENANCE_ROW)).all()
     clock = datetime.now(UTC)
     queue_depth, maintenance, breakers = 0, MaintenanceState(False), {}
     for kind, number, flag, text, at in rows:

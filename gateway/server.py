@@ -11,7 +11,7 @@ from gunicorn.app.base import BaseApplication
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.memory import tune_allocator
+from gateway.endpoints.memory import tune_allocator
 
 
 class GatewayServer(BaseApplication):

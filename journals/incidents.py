@@ -7,10 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from journals.models import IncidentJournalEntry
+
+# Incidents the gateway opens by itself.
+BREAKER_TRIPPED = "BREAKER_TRIPPED"  # a breaker switched a delivery point off
+LATE_DELIVERY = "LATE_DELIVERY"  # a PUSH message still undelivered past the threshold
 
 # The columns of Appendix 7 an administrator fills in, by the names the CLI and API use.
 RECORDABLE = (
@@ -121,3 +125,51 @@ def note_sent(engine: Engine, message_sent: dict[str, datetime]) -> int:
                 .values(sent_at=sent_at)
             ).rowcount
     return changed
+
+
+def open_breaker_incident(connection: Connection, delivery_point_id: int, opened_at: datetime, cause: str) -> int:
+    """Open the incident of a breaker switching ``delivery_point_id`` off, within the caller's transaction; return
+    its number."""
+    return connection.execute(
+        insert(IncidentJournalEntry)
+        .values(opened_at=opened_at, kind=BREAKER_TRIPPED, delivery_point_id=delivery_point_id, delay_cause=cause[:2000])
+        .returning(IncidentJournalEntry.id)
+    ).scalar_one()
+
+
+def close_breaker_incident(connection: Connection, incident_id: int, measures_taken: str) -> None:
+    """Close a breaker's incident, its delivery point being back, within the caller's transaction. An incident the
+    administrator already closed is sealed; it is not rewritten."""
+    closed_at = datetime.now(UTC)
+    connection.execute(
+        update(IncidentJournalEntry)
+        .where(IncidentJournalEntry.id == incident_id, IncidentJournalEntry.closed_at.is_(None))
+        .values(measures_taken=measures_taken, closed_at=closed_at, sent_at=closed_at)
+    )
+
+
+@dataclass(frozen=True)
+class LateMessage:
+    """A message delivered late past the threshold, as its incident records it."""
+
+    message_id: str
+    received_at: datetime
+    delay_cause: str
+
+
+def open_late_delivery_incidents(connection: Connection, opened_at: datetime, messages: list[LateMessage]) -> None:
+    """Open one incident per late message, within the caller's transaction."""
+    if messages:
+        connection.execute(
+            insert(IncidentJournalEntry),
+            [
+                {
+                    "opened_at": opened_at,
+                    "kind": LATE_DELIVERY,
+                    "message_id": message.message_id,
+                    "message_received_at": message.received_at,
+                    "delay_cause": message.delay_cause,
+                }
+                for message in messages
+            ],
+        )

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, inspect, text
 
+from emulators.http import BackgroundServer
+from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
-from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from registry.credentials import hash_password
 from registry.loader import apply_registry, parse_registry
 
@@ -125,7 +125,7 @@ def backend_servers() -> Iterator[dict[str, tuple[Any, str]]]:
     for name, value in (("ECS_SECRET", "secret-1"), ("ECERT_API_KEY", "ecert-demo-key"),
                         ("ECERT_JWS_KEY", "0123456789abcdef" * 4), ("PAYMENTS_TOKEN", "demo-agent-token")):
         os.environ.setdefault(f"GATEWAY_ADAPTER_TEST_{name}", value)
-    emulators = {name: importlib.import_module(f"gateway.emulators.{name}").make_emulator() for name in BACKENDS}
+    emulators = {name: importlib.import_module(f"emulators.{name}").make_emulator() for name in BACKENDS}
     with contextlib.ExitStack() as stack:
         yield {name: (emulator, stack.enter_context(BackgroundServer(emulator)).url) for name, emulator in emulators.items()}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.emulators.ecert import EcertEmulator, ReceivedRequest
+from emulators.ecert import EcertEmulator, ReceivedRequest
 from tests.test_adapters_e2e import only_response
 from tests.test_async_channel import accepted
 from tests.test_async_workers import start_worker  # noqa: F401 - the worker-process fixture

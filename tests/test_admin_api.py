@@ -17,11 +17,11 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from emulators.http import BackgroundServer
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.admin.app import ROUTES, create_admin_app
 from gateway.admin.tokens import create_token, revoke_token
 from gateway.app import create_app
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import SyncProviderEmulator
 from journals.audit import AuditLogEntry
 from tests.wire import wait_for
 from journals.models import LoggingJournalEntry

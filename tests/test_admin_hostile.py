@@ -15,9 +15,9 @@ import pytest
 import urllib3
 from sqlalchemy import Engine, delete, insert, select, text
 
+from emulators.http import BackgroundServer
 from gateway.admin.app import create_admin_app
 from gateway.admin.tokens import create_token
-from gateway.emulators.http import BackgroundServer
 from journals.models import IncidentJournalEntry, LoggingJournalEntry
 from journals.queries import EXPORT_BATCH
 from tests.conftest import gateway_settings

@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from emulators.http import BackgroundServer
 from gateway.admin.app import ROUTES, create_admin_app
 from gateway.admin.openapi import openapi_document
 from gateway.admin.tokens import create_token
 from gateway.db import make_engine
-from gateway.emulators.http import BackgroundServer
 from tests.conftest import gateway_settings, reset_database
 
 MAX_EXAMPLES = 30

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from gateway.cli import main
-from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from gateway.store.models import DeliveryPointState, DeliveryTask
 from journals.models import IncidentJournalEntry
 from tests.test_async_channel import accepted, status_of

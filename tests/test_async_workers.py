@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from tests.conftest import REPO_ROOT
 from tests.test_async_channel import accepted, status_of
 from tests.test_task_queue import idle_statistics  # noqa: F401  (a fixture)

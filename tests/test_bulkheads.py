@@ -18,8 +18,8 @@ import urllib3
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
+from emulators.http import BackgroundServer
+from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from journals.models import LoggingJournalEntry
 from registry.admin import RegistryAdmin
 from registry.models import DEFAULT_MAX_CONCURRENT_CALLS

@@ -7,8 +7,8 @@ import pytest
 from lxml import etree
 from signxml.exceptions import InvalidSignature
 
-from gateway.emulators.data_signer import DataSigner
-from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
+from emulators.data_signer import DataSigner
+from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from tests.wire import body_child, post, sync_request
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"

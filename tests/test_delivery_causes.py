@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from journals.models import IncidentJournalEntry
 from tests.test_async_channel import accepted, status_of
 from tests.wire import async_send, get_status, post, wait_for

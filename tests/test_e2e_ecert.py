@@ -3,7 +3,7 @@
 Every operation on the synchronous service ``Ecert`` (create, edit, block, detailed statement, task status, task
 results), the asynchronous service ``EcertAsync`` (a task polled until final arrives at ``pep`` as exactly one
 RESPONSE), signatures both ways, and the error mapping of docs/adapters/ecert.md, each answer checked against the
-hub schema and xsd/adapters/ecert.xsd, with content from the emulator's seed data (gateway/emulators/ecert.py).
+hub schema and xsd/adapters/ecert.xsd, with content from the emulator's seed data (emulators/ecert.py).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import rfc8785
 import urllib3
 from lxml import etree
 
+from emulators.ecert import ERROR_TEXT, EcertEmulator
 from gateway.adapters.payload import PayloadSchema
-from gateway.emulators.ecert import ERROR_TEXT, EcertEmulator
 from tests.test_adapters_e2e import adapter_answer, message_properties, only_response
 from tests.test_async_channel import accepted
 from tests.test_sync_faults import assert_fault

@@ -2,7 +2,7 @@
 point 40: acceptor-1, connection type 1), the ЕЦС emulator over HTTP, SOAP out.
 
 Every answer is checked against the hub schema and xsd/adapters/ecs.xsd (``adapter_answer``) and against the
-emulator's seed data (gateway/emulators/ecs.py, docs/adapters/ecs.md). Backend refusals are checked as SOAP faults
+emulator's seed data (emulators/ecs.py, docs/adapters/ecs.md). Backend refusals are checked as SOAP faults
 with the backend's code in ErrorInfo/subError; token renewal and the 3-second budget are checked as the gateway's
 caller sees them.
 """

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from emulators import payments_seed as seed
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments import codes
-from gateway.emulators import payments_seed as seed
 from tests.test_adapters_e2e import PEP, adapter_answer, message_properties, only_response
 from tests.test_async_channel import accepted, status_of
 from tests.test_sync_faults import assert_fault

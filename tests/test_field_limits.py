@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, inspect
 
-import gateway.emulators.sync_provider as sync_provider_module
-from gateway.emulators.sync_provider import SyncProviderEmulator
+import emulators.sync_provider as sync_provider_module
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.soap.limits import FIELD_COLUMNS
 from tests.wire import (
     Answer,

@@ -16,7 +16,7 @@ import pytest
 import urllib3
 from lxml import etree
 
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.sync_provider import SyncProviderEmulator
 from tests.served import ServedGateway, served_gateway
 from tests.wire import (
     SOAP_ENV,

@@ -19,9 +19,9 @@ from lxml import etree
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from emulators.http import BackgroundServer
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import SyncProviderEmulator
 from gateway.security import gost, gost3411
 from gateway.security.certificates import organisation_bin
 from gateway.security.public_keys import public_key_of

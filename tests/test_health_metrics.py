@@ -17,12 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
+from emulators.http import BackgroundServer
+from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
 from gateway.commands.maintenance import maintenance_group
 from gateway.db import make_engine, migrate
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
-from gateway.emulators.sync_provider import SyncProviderEmulator
 from gateway.health import StatusProbe, read_database_status
 from gateway.maintenance import maintenance_state, set_maintenance
 from gateway.metrics import MetricsExporter, process_metrics

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.http import BackgroundServer
+from emulators.sync_provider import SyncProviderEmulator
 from tests.wire import post, sync_request
 
 

@@ -19,10 +19,10 @@ from lxml import etree
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 
+from emulators.http import BackgroundServer
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
 from gateway.db import make_engine, migrate
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import SyncProviderEmulator
 from journals.models import LoggingJournalEntry
 from registry.loader import apply_registry, parse_registry
 from tests.conftest import gateway_settings, registry_text_for

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.ocsp_responder import OcspResponderEmulator
+from emulators.http import BackgroundServer
+from emulators.ocsp_responder import OcspResponderEmulator
 from gateway.health import DatabaseStatus, HealthCheck
 from gateway.maintenance import MaintenanceState
 from gateway.security.ocsp import (

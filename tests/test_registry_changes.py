@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.sync_provider import SyncProviderEmulator
 from registry.credentials import hash_password
 from registry.loader import bump_version
 from registry.models import InformationSystem

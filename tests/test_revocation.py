@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.ocsp_responder import OcspResponderEmulator
+from emulators.http import BackgroundServer
+from emulators.ocsp_responder import OcspResponderEmulator
 from gateway.errors import GatewayError
 from gateway.health import HealthCheck
 from gateway.security.crls import CrlStore

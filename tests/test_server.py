@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import urllib3
 
-from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
+from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from tests.conftest import REPO_ROOT, free_port
 from tests.wire import Answer, post, sync_request
 

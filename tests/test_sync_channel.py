@@ -10,7 +10,7 @@ import zeep
 from lxml import etree
 from sqlalchemy import Engine
 
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.sync_provider import SyncProviderEmulator
 from tests.wire import (
     SAMPLES,
     assert_wire_valid,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
+from emulators.http import BackgroundServer
+from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import create_app
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.errors import ErrorInfo
 from tests.conftest import gateway_settings
 from tests.wire import SOAP_ENV, SYNC_TYPES, Answer, assert_wire_valid, journal_rows, post, sync_request

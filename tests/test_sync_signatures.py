@@ -9,7 +9,7 @@ from cryptography import x509
 from lxml import etree
 from sqlalchemy import Engine
 
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.sync_provider import SyncProviderEmulator
 from gateway.security.wssec import DS, sign_envelope, verify_envelope
 from tests.test_sync_faults import assert_fault, assert_journalled
 from gateway.security.pki import issue_participant
@@ -103,7 +103,7 @@ def test_a_gateway_without_a_signing_key_refuses_signed_modes(
     database_url: str, engine: Engine, loaded_registry: None, provider: SyncProviderEmulator
 ) -> None:
     from gateway.app import create_app
-    from gateway.emulators.http import BackgroundServer
+    from emulators.http import BackgroundServer
     from tests.conftest import gateway_settings
 
     app = create_app(gateway_settings(database_url), engine=engine)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.emulators.sync_provider import SyncProviderEmulator
+from emulators.sync_provider import SyncProviderEmulator
 from tests.wire import SOAP_ENV, SYNC_TYPES, assert_wire_valid, body_child, post, sync_request
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"

@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping
 
 from gateway.adapters.base import BackendAdapter
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from registry.schema import AdapterEntry
 
 ADAPTER_MODULES = {name: f"gateway.adapters.{name}" for name in typing.get_args(AdapterEntry.model_fields["name"].annotation)}

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from gateway.adapters.base import BackendAdapter
 from gateway.adapters.catalogue import create_adapter
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 from registry.snapshot import DeliveryPointView
 

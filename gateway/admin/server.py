@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from gateway.admin.app import create_admin_app
 from gateway.config import Settings
 from gateway.db import make_engine
-from gateway.emulators.http import BackgroundServer, serve_forever
+from gateway.serving import BackgroundServer, serve_forever
 
 ADMIN_THREADS = 4  # a handful of administrators and auditors, never message traffic
 

@@ -2,7 +2,6 @@
 recipients, record delivery notifications. Free of SOAP details."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,21 +10,14 @@ from lxml import etree
 
 from gateway.channels.routing import resolve_delivery_point
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.callers import (
-    ENCRYPTED_MODE,
-    GATEWAY_SIGNS_MODE,
-    SIGNED_CALLER_MODE,
-    CallerSignatures,
-    ReceivedProtection,
-    answer_recipient,
-)
+from gateway.security.callers import CallerSignatures, ReceivedProtection, answer_recipient
+from gateway.security.modes import service_policy
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.public_keys import is_gost
 from gateway.soap.async_messages import ACCEPTED, NOT_ACCEPTED, Credentials, DeliveryNotification, MessageInfo, MessagesQuery
-from gateway.soap.values import format_datetime, new_session_id
+from gateway.store.chains import message_row
 from gateway.store.messages import (
     DELIVERED,
-    MESSAGE_TASK,
     NOT_DELIVERED,
     ON_DELIVERY,
     Acceptance,
@@ -33,11 +25,9 @@ from gateway.store.messages import (
     StoredMessage,
     journal_record,
     new_message_id,
-    new_task,
     now,
     status_notification_point,
 )
-from gateway.store.models import DeliveryTask
 from registry.snapshot import RegistrySnapshot, RegistryCache, ServiceView
 
 ASYNC_CALL_MODE = 2
@@ -50,44 +40,6 @@ class Accepted:
     signed: bool
     answer_recipient: x509.Certificate | None = None  # security mode 3: the caller's certificate to encrypt to
     caller_signed_gost: bool = False  # the answer goes in the algorithm the caller signed with
-
-
-def message_row(data: etree._Element, **fields: object) -> dict[str, object]:
-    """A new message of the store, on delivery from now."""
-    accepted_at = now()
-    return {
-        **fields,
-        "data": etree.tostring(data, encoding="unicode"),
-        "state": ON_DELIVERY,
-        "fetched": False,
-        "accepted_at": accepted_at,
-        "state_changed_at": accepted_at,
-    }
-
-
-def chain_response(
-    opening: StoredMessage, data: etree._Element, properties: list[list[str]], snapshot: RegistrySnapshot
-) -> Acceptance:
-    """The provider's RESPONSE to the REQUEST ``opening``, made by the gateway on the provider's behalf (an
-    adapter's final answer). Its messageId is derived from the request's, so making it twice (a worker that
-    died between storing it and finishing its task) cannot deliver two different answers."""
-    initiator = snapshot.senders.get(opening.sender_id)
-    point_id = initiator.response_delivery_point_id if initiator else None
-    message = message_row(
-        message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:gateway:adapter-response:{opening.message_id}")),
-        correlation_id=opening.correlation_id,
-        service_id=opening.service_id,
-        message_type="RESPONSE",
-        route_id=opening.route_id,
-        message_date=format_datetime(now()),
-        sender_id=opening.recipient_id,
-        recipient_id=opening.sender_id,
-        properties=properties,
-        data=data,
-        delivery_mode="PUSH" if point_id is not None else "PULL",
-        session_id=new_session_id(),
-    )
-    return Acceptance(message=message, journal=journal_record(message, ON_DELIVERY, received_at=message["accepted_at"]), push_point_id=point_id)
 
 
 class AsyncChannel:
@@ -138,17 +90,18 @@ class AsyncChannel:
         snapshot = self._registry.current()
         sender_id = self._authenticate(snapshot, Credentials(info.sender_id, info.password))
         service = self._async_service(snapshot, info.service_id)
-        if service.security_mode >= GATEWAY_SIGNS_MODE and not self._can_sign:
+        policy = service_policy(service.security_mode)
+        if policy.gateway_signs_answer and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
         recipient_certificate = None
         caller_gost = False
-        if service.security_mode >= SIGNED_CALLER_MODE:
+        if policy.caller_signs:
             sender = snapshot.senders[sender_id]
             caller_certificate = self._signatures.check(
-                snapshot, sender, None, protection, service.security_mode, service.revocation_fail_open
+                snapshot, sender, None, protection, policy, service.revocation_fail_open
             )
             caller_gost = is_gost(caller_certificate)
-            if service.security_mode >= ENCRYPTED_MODE:
+            if policy.gateway_encrypts_answer:
                 recipient_certificate = answer_recipient(sender, caller_certificate)
         message_id = new_message_id()
         if info.message_type == "REQUEST":
@@ -188,7 +141,7 @@ class AsyncChannel:
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
         self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
         return Accepted(
-            message_id, correlation_id, signed=service.security_mode >= GATEWAY_SIGNS_MODE,
+            message_id, correlation_id, signed=policy.gateway_signs_answer,
             answer_recipient=recipient_certificate, caller_signed_gost=caller_gost,
         )
 
@@ -240,7 +193,7 @@ class AsyncChannel:
             if resend and message.delivery_mode == "PUSH":
                 point_id = self._push_point_for(snapshot, message)
                 if point_id is not None:
-                    connection.execute(DeliveryTask.__table__.insert(), new_task(MESSAGE_TASK, message.message_id, point_id, now()))
+                    self._store.queue_push(connection, message.message_id, point_id)
         return new_message_id()
 
     @staticmethod

@@ -16,14 +16,8 @@ from typing import Protocol
 from cryptography import x509
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.security.callers import (
-    ENCRYPTED_MODE,
-    GATEWAY_SIGNS_MODE,
-    SIGNED_CALLER_MODE,
-    CallerSignatures,
-    ReceivedProtection,
-    answer_recipient,
-)
+from gateway.security.callers import CallerSignatures, ReceivedProtection, answer_recipient
+from gateway.security.modes import delivery_policy, service_policy
 from gateway.security.passwords import SenderAuthenticator
 from gateway.security.public_keys import is_gost
 from gateway.soap.sync_messages import SyncRequest, SyncResponse
@@ -171,23 +165,25 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SENDER_NOT_ALLOWED, f"{request.sender_id} may not call {service.key}")
         if not service.offers_sync():
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
-        if service.security_mode >= SIGNED_CALLER_MODE:
+        policy = service_policy(service.security_mode)
+        if policy.caller_signs:
             caller_certificate = self._signatures.check(
-                snapshot, sender, request.message_id, protection, service.security_mode, service.revocation_fail_open
+                snapshot, sender, request.message_id, protection, policy, service.revocation_fail_open
             )
             exchange.caller_signed_gost = is_gost(caller_certificate)
-            if service.security_mode >= ENCRYPTED_MODE:
+            if policy.gateway_encrypts_answer:
                 exchange.answer_recipient = answer_recipient(sender, caller_certificate)
         point = resolve_delivery_point(service, request.route_id, snapshot.delivery_points)
-        if max(service.security_mode, point.security_mode) >= GATEWAY_SIGNS_MODE and not self._can_sign:
+        forwarding = delivery_policy(point.security_mode)
+        if (policy.gateway_signs_answer or forwarding.gateway_signs) and not self._can_sign:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "the gateway has no signing key configured (GATEWAY_SIGNING_KEY)")
-        exchange.sign_answer = service.security_mode >= GATEWAY_SIGNS_MODE
+        exchange.sign_answer = policy.gateway_signs_answer
         if point.call_mode != SYNC_CALL_MODE:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"delivery point {point.id} is asynchronous")
         if not point.enabled:
             raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"delivery point {point.id} is switched off")
         provider_certificate = None
-        if point.security_mode >= ENCRYPTED_MODE and (owner := snapshot.senders.get(service.owner_sender_id)) is not None:
+        if forwarding.gateway_encrypts and (owner := snapshot.senders.get(service.owner_sender_id)) is not None:
             provider_certificate = owner.encryption_certificate()
             if provider_certificate is None:
                 log.warning("delivery point %s is in mode 3 but %s has no RSA certificate registered: sent unencrypted",

@@ -68,7 +68,8 @@ def _gost_part(folder: Path) -> None:
 
 def prepare_demo_pki(folder: Path) -> list[str]:
     """Make the demo PKI once and point the settings at it (through the environment, so the delivery worker
-    process sees them too); returns the arguments of the OCSP responder emulator to start."""
+    process sees them too); returns the arguments of ``python -m emulators`` (the ``gateway-emulators`` command)
+    that start the OCSP responder emulator."""
     if not (folder / "gateway.pem").exists():
         folder.mkdir(parents=True, exist_ok=True)
         _rsa_part(folder)
@@ -85,7 +86,7 @@ def prepare_demo_pki(folder: Path) -> list[str]:
         os.environ.setdefault(f"GATEWAY_{name}", str(value))
     click.echo(f"demo PKI in {folder}: the gateway signs with gateway.pem (RSA) and gost/gateway.pem (GOST 34.310); "
                f"issue callers' certificates with 'gateway keys issue {folder} NAME --bin BIN'")
-    return ["ocsp", "--port", str(OCSP_PORT), "--ca-cert", str(gost / "ca.pem"), "--responder-key", str(gost / "ocsp.key"),
+    return ["run", "ocsp", "--port", str(OCSP_PORT), "--ca-cert", str(gost / "ca.pem"), "--responder-key", str(gost / "ocsp.key"),
             "--responder-cert", str(gost / "ocsp.pem")]
 
 

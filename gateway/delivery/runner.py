@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from gateway.adapters.pool import AdapterPool
 from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from gateway.delivery.late import check_late_deliveries
 from gateway.failure_log import FailureLog
 from gateway.metrics import process_metrics

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
-from gateway.security.callers import GATEWAY_SIGNS_MODE
 from gateway.security.encryption import open_envelope, protect
 from gateway.security.keys import GatewayKeys
+from gateway.security.modes import delivery_policy
 from gateway.soap.envelope import build_envelope, find_fault, parse_envelope
 from gateway.soap.sync_messages import SyncRequest, SyncResponse, build_send_message, read_send_message_response
 from registry.snapshot import DeliveryPointView
@@ -30,9 +30,9 @@ class SoapProviderCaller:
         deadline: float,
         recipient: x509.Certificate | None = None,
     ) -> SyncResponse:
-        """Send ``request`` to ``point`` (signed in modes >= 1, encrypted to ``recipient`` when given); raise the
+        """Send ``request`` to ``point`` (signed when its security mode says, encrypted to ``recipient`` when given); raise the
         catalogue error that describes any failure."""
-        signer = self._keys.for_gost(point.wants_gost) if point.security_mode >= GATEWAY_SIGNS_MODE else None
+        signer = self._keys.for_gost(point.wants_gost) if delivery_policy(point.security_mode).gateway_signs else None
         body = build_envelope(build_send_message(request, session_id), protect(signer, recipient))
         answer = self._client.post(point.url, body, deadline)
         try:

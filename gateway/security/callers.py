@@ -12,6 +12,7 @@ from cryptography import x509
 from gateway.errors import ErrorCode, GatewayError
 from gateway.security.certificates import check_signer
 from gateway.security.encryption import can_encrypt_to
+from gateway.security.modes import ServicePolicy
 from gateway.security.replay import ReplayGuard
 from gateway.security.trust import TrustStore
 from gateway.security.wssec import CertificateLookup, VerifiedSignature
@@ -19,9 +20,6 @@ from registry.snapshot import RegistrySnapshot, SenderView
 
 log = logging.getLogger(__name__)
 SignatureVerifier = Callable[[CertificateLookup], VerifiedSignature]
-GATEWAY_SIGNS_MODE = 1  # security modes 1-3: what the gateway sends on carries its own transport signature
-SIGNED_CALLER_MODE = 2  # security modes 2 and 3: the caller's transport signature is required
-ENCRYPTED_MODE = 3  # security mode 3: the Body travels encrypted both ways
 
 
 @dataclass(frozen=True)
@@ -48,12 +46,12 @@ class CallerSignatures:
         sender: SenderView,
         message_id: str | None,
         protection: ReceivedProtection,
-        security_mode: int,
+        policy: ServicePolicy,
         revocation_fail_open: bool = False,
     ) -> x509.Certificate:
         """Raise the catalogue error for the first thing wrong with the caller's protection; return the
         certificate the caller signed with."""
-        if security_mode >= ENCRYPTED_MODE and not protection.encrypted:
+        if policy.caller_encrypts and not protection.encrypted:
             raise GatewayError(ErrorCode.MESSAGE_NOT_ENCRYPTED, "the service is in security mode 3")
         signature = protection.verify(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
         check_signer(signature.certificate, sender.organisation_bin, self._clock())

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from lxml import etree
 
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
-from gateway.soap.envelope import error_info_element, read_error_info
+from gateway.soap.envelope import error_info_element, parse_xml, read_error_info
 from gateway.soap.fields import (
     Property,
     add,
@@ -311,3 +312,45 @@ def build_change_status_notification(
     add(request, "requestDate", notification_date)
     add(request, "sessionId", session_id)
     return root
+
+
+class StoredMessageView(Protocol):
+    """What the codec reads of a message the gateway stored (``gateway.store.messages.StoredMessage``)."""
+
+    message_id: str
+    correlation_id: str
+    service_id: str
+    message_type: str
+    route_id: str | None
+    message_date: str
+    sender_id: str
+    properties: list[list[str]]
+    data: str
+
+
+# The statusMessage text of each delivery state, in getMessageStatus answers and status notifications.
+STATUS_TEXT = {
+    "ON_DELIVERY": "The message is being delivered",
+    "DELIVERED": "The message has been delivered",
+    "NOT_DELIVERED": "The message could not be delivered",
+    "DELIVERY_STOPPED": "Delivery is stopped: the recipient's delivery point is switched off",
+}
+
+
+def message_info_of(message: StoredMessageView) -> MessageInfo:
+    """The wire view of a stored message (its sender's password was never stored)."""
+    return MessageInfo(
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        service_id=message.service_id,
+        message_type=message.message_type,
+        route_id=message.route_id,
+        message_date=message.message_date,
+        sender_id=message.sender_id,
+        properties=[Property(key, value) for key, value in message.properties],
+    )
+
+
+def stored_data(message: StoredMessageView) -> etree._Element:
+    """A stored message's data, parsed again (it was checked when accepted)."""
+    return parse_xml(message.data.encode("utf-8"))

@@ -241,6 +241,12 @@ class MessageStore:
             task["notified_state"] = state
             connection.execute(insert(DeliveryTask), task)
 
+    @staticmethod
+    def queue_push(connection: Connection, message_id: str, point_id: int) -> None:
+        """Queue a new PUSH delivery of ``message_id`` to ``point_id``, due at once, within the caller's transaction
+        (the recipient asked for the message again)."""
+        connection.execute(DeliveryTask.__table__.insert(), new_task(MESSAGE_TASK, message_id, point_id, now()))
+
     def queued_for(self, connection: Connection, point_id: int, state: str) -> list[StoredMessage]:
         """Messages in ``state`` with a pending PUSH task to ``point_id``."""
         pending = select(DeliveryTask.message_id).where(

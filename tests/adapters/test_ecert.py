@@ -16,12 +16,12 @@ import rfc8785
 import urllib3
 from lxml import etree
 
+from emulators.ecert import DEFAULT_API_KEY, DEFAULT_JWS_KEY, EcertEmulator, make_emulator
+from emulators.http import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.ecert import EcertAdapter, create
 from gateway.adapters.payload import PayloadSchema
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.ecert import DEFAULT_API_KEY, DEFAULT_JWS_KEY, EcertEmulator, make_emulator
-from gateway.emulators.http import BackgroundServer
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 NS = "urn:gateway:adapters:ecert"

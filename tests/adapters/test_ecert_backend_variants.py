@@ -12,11 +12,11 @@ import pytest
 import rfc8785
 from lxml import etree
 
+from emulators.ecert import DEFAULT_JWS_KEY, EcertEmulator
+from emulators.http import BackgroundServer
 from gateway.adapters.ecert import EcertAdapter, create
 from gateway.adapters.payload import PayloadSchema
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.ecert import DEFAULT_JWS_KEY, EcertEmulator
-from gateway.emulators.http import BackgroundServer
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 NS = "urn:gateway:adapters:ecert"

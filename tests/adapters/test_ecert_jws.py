@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from emulators.ecert import EcertEmulator
 from gateway.adapters.ecert import create
 from gateway.adapters.ecert.jws import DetachedSigner, SignatureError, canonical_body, canonical_json
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.ecert import EcertEmulator
+from gateway.outbound.http_client import HttpClient
 
 FIXTURES = Path(__file__).parent / "ecert_fixtures"
 KEY = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

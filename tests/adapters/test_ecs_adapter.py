@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from emulators.ecs import EcsEmulator, EcsSwitches, make_emulator
+from emulators.http import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.ecs import EcsAdapter, create
 from gateway.adapters.payload import PayloadSchema
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.ecs import EcsEmulator, EcsSwitches, make_emulator
-from gateway.emulators.http import BackgroundServer
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 NS = "urn:gateway:adapters:ecs"

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators.ecs import EcsEmulator
+from emulators.http import BackgroundServer, reply
 from gateway.adapters.ecs import create
 from gateway.adapters.ecs.wire import ServicesPage, TokenAnswer, TransactionsPage, read_answer, read_error
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.ecs import EcsEmulator
-from gateway.emulators.http import BackgroundServer, reply
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 from tests.adapters.test_ecs_adapter import (  # noqa: F401  (fixtures are used by name)

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from emulators.http import BackgroundServer
+from emulators.payments import PaymentsEmulator, make_emulator
+from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments import PaymentsAdapter, create, messages
 from gateway.adapters.payments.jsonwire import loads
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.payments import PaymentsEmulator, make_emulator
-from gateway.emulators.payments_seed import DEMO_TOKEN
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 NS = "urn:gateway:adapters:payments"

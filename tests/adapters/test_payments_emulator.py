@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import urllib3
 
+from emulators.http import BackgroundServer
+from emulators.payments import PaymentsEmulator, make_emulator
+from emulators.payments_seed import DEMO_TOKEN, PENDING_TOKEN, REVOKED_TOKEN
 from gateway.adapters.payments.jsonwire import encode, loads
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.payments import PaymentsEmulator, make_emulator
-from gateway.emulators.payments_seed import DEMO_TOKEN, PENDING_TOKEN, REVOKED_TOKEN
 
 FIXTURES = Path(__file__).parent / "payments_fixtures"
 AUTH = {"Authorization": f"Bearer {DEMO_TOKEN}"}

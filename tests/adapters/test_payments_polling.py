@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from emulators.http import BackgroundServer, reply
+from emulators.payments import PaymentsEmulator, make_emulator
+from emulators.payments_seed import DEMO_TOKEN, REVOKED_TOKEN
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments import PaymentsAdapter, create
 from gateway.adapters.payments.messages import derive_agent_transaction_id
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators.http import BackgroundServer, reply
-from gateway.emulators.payments import PaymentsEmulator, make_emulator
-from gateway.emulators.payments_seed import DEMO_TOKEN, REVOKED_TOKEN
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 NS = "urn:gateway:adapters:payments"

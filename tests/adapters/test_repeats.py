@@ -19,15 +19,15 @@ import rfc8785
 import urllib3
 from lxml import etree
 
+from emulators import ecert as ecert_emulator
+from emulators import ecs as ecs_emulator
+from emulators import payments as payments_emulator
+from emulators.http import BackgroundServer
+from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters import ecert as ecert_adapter
 from gateway.adapters import ecs as ecs_adapter
 from gateway.adapters import payments as payments_adapter
-from gateway.delivery.http_client import HttpClient
-from gateway.emulators import ecert as ecert_emulator
-from gateway.emulators import ecs as ecs_emulator
-from gateway.emulators import payments as payments_emulator
-from gateway.emulators.http import BackgroundServer
-from gateway.emulators.payments_seed import DEMO_TOKEN
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, GatewayError
 from tests.adapters.test_ecert import ACTIVE, UUID4, block_request, edit_request, spec_create_request
 from tests.wire import wait_for

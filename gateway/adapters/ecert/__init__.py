@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from gateway.adapters.ecert.adapter import EcertAdapter
 from gateway.adapters.ecert.options import parse_options
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 
 __all__ = ["EcertAdapter", "create"]
 

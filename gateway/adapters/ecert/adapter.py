@@ -29,7 +29,7 @@ from gateway.adapters.ecert.mapping import element, leaf, read_failure
 from gateway.adapters.ecert.options import EcertOptions
 from gateway.adapters.ecert.request_id import task_request_id
 from gateway.adapters.payload import Operation, PayloadSchema
-from gateway.delivery.http_client import HttpAnswer, HttpClient
+from gateway.outbound.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.soap.values import parse_datetime
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from gateway.adapters.ecs.adapter import EcsAdapter
 from gateway.adapters.ecs.options import parse_options
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 
 __all__ = ["EcsAdapter", "create"]
 

@@ -20,7 +20,7 @@ from gateway.adapters.ecs.options import ConnectionType, EcsOptions
 from gateway.adapters.ecs.token import TokenEndpoint, TokenSource
 from gateway.adapters.ecs.wire import CheckAnswer, ServicesPage, TransactionsPage, dumps, read_answer, read_error
 from gateway.adapters.payload import Operation, PayloadSchema
-from gateway.delivery.http_client import HttpAnswer, HttpClient
+from gateway.outbound.http_client import HttpAnswer, HttpClient
 from gateway.errors import ErrorCode, GatewayError
 
 Page = TypeVar("Page", ServicesPage, TransactionsPage)

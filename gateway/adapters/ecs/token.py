@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from pydantic import SecretStr
 
 from gateway.adapters.ecs.wire import TokenAnswer, loads, read_answer
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}

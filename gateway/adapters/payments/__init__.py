@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments.adapter import ADAPTER_NAME, PaymentsAdapter
 from gateway.adapters.payments.options import parse_options
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 
 __all__ = ["PaymentsAdapter", "create"]
 

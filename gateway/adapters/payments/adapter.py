@@ -22,7 +22,7 @@ from gateway.adapters.base import AdapterAnswer, PendingWork
 from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.adapters.payments import codes, jsonwire, messages
 from gateway.adapters.payments.options import PaymentsOptions
-from gateway.delivery.http_client import HttpClient
+from gateway.outbound.http_client import HttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 
 ADAPTER_NAME = "payments"

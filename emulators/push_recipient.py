@@ -11,9 +11,9 @@ from typing import Any
 
 from lxml import etree
 
+from emulators.http import reply
 from gateway.errors import ErrorInfo, GatewayError
 from gateway.soap import async_messages as wire
-from gateway.emulators.http import reply
 from gateway.soap.envelope import build_envelope, fault_envelope, parse_envelope
 from gateway.soap.fields import add, children, text
 from gateway.soap.namespaces import ASYNC_CLIENT_TYPES

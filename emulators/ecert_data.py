@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from gateway.emulators.ecert_schema import BlockRow, CreateRow, EditRow
+from emulators.ecert_schema import BlockRow, CreateRow, EditRow
 
 # Record-level rule codes (the ГИС ЭС catalogue is not public; spec open question 18).
 RULE_UNKNOWN_CERTIFICATE = "002"
@@ -99,7 +99,7 @@ def opening_balances(certificate_type: str, goods: list[dict[str, Any]], amount:
 
 
 def seed_certificates() -> dict[str, Certificate]:
-    """The deterministic seed (documented in gateway/emulators/ecert.py)."""
+    """The deterministic seed (documented in emulators/ecert.py)."""
     wheelchair = {"code": "32.50.22.129-00000001", "name": "Кресло-коляска с ручным приводом", "maxAmount": 1500000, "quantity": 2}
     active = Certificate(
         "0f8fad5b-d9cb-469f-a165-70867728950e", "2021080713257902301000001", "ЕСТР0001", "ЕСРРАССТ",

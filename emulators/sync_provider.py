@@ -18,10 +18,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
-from gateway.emulators.data_signer import DataSigner
+from emulators.data_signer import DataSigner
+from emulators.http import reply
 from gateway.errors import ErrorInfo, GatewayError
 from gateway.security.encryption import open_envelope
-from gateway.emulators.http import reply
 from gateway.soap.envelope import build_envelope, fault_envelope, parse_envelope
 from gateway.soap.namespaces import XS, XSI
 from gateway.soap.sync_messages import (

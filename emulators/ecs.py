@@ -6,7 +6,7 @@ and ``/api/GetTransactions`` (scope ``ECS.WebAPI``). Errors are the spec's JSON 
 ``errors``); HTTP statuses follow the spec's suggestion: 400 validation and business codes, 401 token, 403
 scope or connection type, 503 for code 06 and when "down".
 
-Seed data (``gateway/emulators/ecs_seed.py``):
+Seed data (``emulators/ecs_seed.py``):
 
 - clients (``client_id`` / ``client_secret``, connection type): ``acceptor-1``/``secret-1`` type 1, terminals 11
   and 12, services 1, 2, 3 and 101-109 (12 services, for paging); ``acceptor-2``/``secret-2`` type 2 (SNILS),
@@ -47,8 +47,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from gateway.adapters.ecs.wire import dumps
-from gateway.emulators.ecs_seed import (
+from emulators.ecs_seed import (
     CATEGORIES,
     CLIENTS,
     FIRST_NEW_TRANSACTION_ID,
@@ -61,7 +60,8 @@ from gateway.emulators.ecs_seed import (
     ApiClient,
     Holder,
 )
-from gateway.emulators.http import reply
+from emulators.http import reply
+from gateway.adapters.ecs.wire import dumps
 
 JSON = "application/json; charset=utf-8"
 SERVICE_A = frozenset({SCOPE_WEB_API, SCOPE_ORGANIZATION_API})

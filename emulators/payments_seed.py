@@ -1,4 +1,4 @@
-"""Deterministic seed data of the payment processing centre emulator (``gateway/emulators/payments.py``).
+"""Deterministic seed data of the payment processing centre emulator (``emulators/payments.py``).
 
 The catalogue, the contracts and the invoice are the spec's own examples (protocol v20, §8.1, §8.4.7, §8.4.8);
 the rest is added so that every result code can be reached. The module docstring of ``payments.py`` lists

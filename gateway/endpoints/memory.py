@@ -6,7 +6,7 @@ its peak while idle (measured: 812 MB to 4.4 GB, held). At worker start the allo
 once the process goes idle after at least ``TRIM_AFTER_BYTES`` of request bodies, a background thread collects
 the garbage cycles that still hold parsed trees (an exception's traceback refers back to its exchange) and asks
 glibc to return its free pages (``malloc_trim``). A large request's own cycles are collected as it ends, so that
-what the bytes-in-flight budget admits is also what is alive (``gateway/admission.py``).
+what the bytes-in-flight budget admits is also what is alive (``gateway/endpoints/admission.py``).
 """
 from __future__ import annotations
 

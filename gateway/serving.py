@@ -1,4 +1,5 @@
-"""Running WSGI apps (emulators, and the gateway in tests) as real threaded HTTP/1.1 servers on loopback.
+"""Serving WSGI apps as real threaded HTTP/1.1 servers on cheroot: the admin API in production, and (through
+``emulators``) the emulators and the gateway in tests.
 
 cheroot keeps connections alive as real provider application servers do, so a client's connection pool is
 exercised the way it is in production.
@@ -11,12 +12,6 @@ from types import TracebackType
 from typing import Any
 
 from cheroot.wsgi import Server
-
-
-def reply(start_response: Any, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8") -> list[bytes]:
-    """Answer a WSGI request with ``body``."""
-    start_response(f"{status} {'OK' if status == 200 else 'Error'}", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
 
 
 class BackgroundServer:

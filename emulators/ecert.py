@@ -61,8 +61,8 @@ from urllib.parse import parse_qs
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.emulators.ecert_data import BLOCKED, Registry, Task, now
-from gateway.emulators.ecert_schema import BATCHES, BODIES, TASK_TYPES, UUID_PATTERN, presence_violations, violations
+from emulators.ecert_data import BLOCKED, Registry, Task, now
+from emulators.ecert_schema import BATCHES, BODIES, TASK_TYPES, UUID_PATTERN, presence_violations, violations
 
 DEFAULT_API_KEY = "ecert-demo-key"
 DEFAULT_JWS_KEY = b"0123456789abcdef" * 4

@@ -1,4 +1,4 @@
-"""Deterministic seed data of the ЕЦС emulator (``gateway/emulators/ecs.py`` documents what each item is for).
+"""Deterministic seed data of the ЕЦС emulator (``emulators/ecs.py`` documents what each item is for).
 
 Names are in Russian, as the backend's are; identifiers are chosen so each Appendix 7 code has a documented
 trigger.

@@ -12,43 +12,17 @@ from gateway.errors import ErrorCode, GatewayError
 from gateway.failure_log import FailureLog
 from gateway.metrics import GatewayMetrics
 from gateway.soap import async_messages as wire
+from gateway.soap.async_messages import STATUS_TEXT, message_info_of, stored_data
 from gateway.security.wssec import verify_envelope
 from gateway.security.callers import ReceivedProtection
 from gateway.security.encryption import open_envelope, protect
 from gateway.security.keys import GatewayKeys
-from gateway.soap.envelope import build_envelope, build_fault, parse_envelope, parse_xml
+from gateway.soap.envelope import build_envelope, build_fault, parse_envelope
 from gateway.soap.values import format_datetime, new_session_id
-from gateway.store.messages import StoredMessage
 from journals.logging_journal import JournalRecord, LoggingJournal
 
 log = logging.getLogger(__name__)
 failures = FailureLog(log)
-
-STATUS_TEXT = {
-    "ON_DELIVERY": "The message is being delivered",
-    "DELIVERED": "The message has been delivered",
-    "NOT_DELIVERED": "The message could not be delivered",
-    "DELIVERY_STOPPED": "Delivery is stopped: the recipient's delivery point is switched off",
-}
-
-
-def message_info_of(message: StoredMessage) -> wire.MessageInfo:
-    """The wire view of a stored message (its sender's password was never stored)."""
-    return wire.MessageInfo(
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        service_id=message.service_id,
-        message_type=message.message_type,
-        route_id=message.route_id,
-        message_date=message.message_date,
-        sender_id=message.sender_id,
-        properties=[wire.Property(key, value) for key, value in message.properties],
-    )
-
-
-def stored_data(message: StoredMessage) -> etree._Element:
-    return parse_xml(message.data.encode("utf-8"))
-
 
 class AsyncEndpoint:
     """Handles one POSTed envelope on the asynchronous channel."""

@@ -46,9 +46,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from emulators import payments_seed as seed
+from emulators.http import reply
 from gateway.adapters.payments import codes, jsonwire
-from gateway.emulators import payments_seed as seed
-from gateway.emulators.http import reply
 
 JSON = "application/json; charset=utf-8"
 API_PREFIX = "/api/v20/"

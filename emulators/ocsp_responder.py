@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
-from gateway.emulators.http import reply
+from emulators.http import reply
 from gateway.security.ocsp import cert_id_hashes
 
 MAX_REQUEST_BYTES = 16 * 1024
