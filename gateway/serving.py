@@ -1,5 +1,5 @@
-"""Serving WSGI apps as real threaded HTTP/1.1 servers on cheroot: the admin API in production, and (through
-``emulators``) the emulators and the gateway in tests.
+"""Serving WSGI apps as real threaded HTTP/1.1 servers on cheroot: the admin API in production; the emulators,
+and the gateway in tests.
 
 cheroot keeps connections alive as real provider application servers do, so a client's connection pool is
 exercised the way it is in production.

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, inspect, text
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import GatewayApp, create_app

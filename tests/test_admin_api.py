@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.admin.app import ROUTES, create_admin_app
 from gateway.admin.tokens import create_token, revoke_token

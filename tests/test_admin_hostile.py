@@ -15,7 +15,7 @@ import pytest
 import urllib3
 from sqlalchemy import Engine, delete, insert, select, text
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from gateway.admin.app import create_admin_app
 from gateway.admin.tokens import create_token
 from journals.models import IncidentJournalEntry, LoggingJournalEntry

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from gateway.admin.app import ROUTES, create_admin_app
 from gateway.admin.openapi import openapi_document
 from gateway.admin.tokens import create_token

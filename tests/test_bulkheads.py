@@ -18,7 +18,7 @@ import urllib3
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from journals.models import LoggingJournalEntry
 from registry.admin import RegistryAdmin

@@ -150,7 +150,7 @@ def test_a_message_encrypted_to_someone_else_is_refused(sync_url: str, provider:
 def test_a_previous_key_still_decrypts_during_a_rotation(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path], tmp_path: Path, test_pki: NationalCa, crypto_provider) -> None:  # noqa: ANN001,E501
     """The new key signs; messages senders still encrypt to the old certificate are read with the old key."""
     from gateway.app import create_app
-    from emulators.http import BackgroundServer
+    from gateway.serving import BackgroundServer
     from tests.conftest import gateway_settings
 
     new = issue_participant(test_pki.ca, "990140000099", common_name="gateway 2027")

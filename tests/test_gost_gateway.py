@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
 from gateway.security import gost, gost3411

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app

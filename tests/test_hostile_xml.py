@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.sync_provider import SyncProviderEmulator
 from tests.wire import post, sync_request
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.ocsp_responder import OcspResponderEmulator
 from gateway.health import DatabaseStatus, HealthCheck
 from gateway.maintenance import MaintenanceState

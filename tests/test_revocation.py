@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.ocsp_responder import OcspResponderEmulator
 from gateway.errors import GatewayError
 from gateway.health import HealthCheck

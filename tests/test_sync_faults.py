@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import create_app
 from gateway.errors import ErrorInfo

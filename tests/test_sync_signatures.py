@@ -103,7 +103,7 @@ def test_a_gateway_without_a_signing_key_refuses_signed_modes(
     database_url: str, engine: Engine, loaded_registry: None, provider: SyncProviderEmulator
 ) -> None:
     from gateway.app import create_app
-    from emulators.http import BackgroundServer
+    from gateway.serving import BackgroundServer
     from tests.conftest import gateway_settings
 
     app = create_app(gateway_settings(database_url), engine=engine)

@@ -17,7 +17,7 @@ import urllib3
 from lxml import etree
 
 from emulators.ecert import DEFAULT_API_KEY, DEFAULT_JWS_KEY, EcertEmulator, make_emulator
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.ecert import EcertAdapter, create
 from gateway.adapters.payload import PayloadSchema

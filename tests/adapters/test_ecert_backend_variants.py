@@ -13,7 +13,7 @@ import rfc8785
 from lxml import etree
 
 from emulators.ecert import DEFAULT_JWS_KEY, EcertEmulator
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from gateway.adapters.ecert import EcertAdapter, create
 from gateway.adapters.payload import PayloadSchema
 from gateway.outbound.http_client import HttpClient

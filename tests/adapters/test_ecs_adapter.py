@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from emulators.ecs import EcsEmulator, EcsSwitches, make_emulator
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.ecs import EcsAdapter, create
 from gateway.adapters.payload import PayloadSchema

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from emulators.ecs import EcsEmulator
-from emulators.http import BackgroundServer, reply
+from emulators.http import reply
+from gateway.serving import BackgroundServer
 from gateway.adapters.ecs import create
 from gateway.adapters.ecs.wire import ServicesPage, TokenAnswer, TransactionsPage, read_answer, read_error
 from gateway.outbound.http_client import HttpClient

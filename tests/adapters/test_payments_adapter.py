@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.payments import PaymentsEmulator, make_emulator
 from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters.base import AdapterAnswer

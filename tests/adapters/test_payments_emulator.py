@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.payments import PaymentsEmulator, make_emulator
 from emulators.payments_seed import DEMO_TOKEN, PENDING_TOKEN, REVOKED_TOKEN
 from gateway.adapters.payments.jsonwire import encode, loads

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from emulators.http import BackgroundServer, reply
+from emulators.http import reply
+from gateway.serving import BackgroundServer
 from emulators.payments import PaymentsEmulator, make_emulator
 from emulators.payments_seed import DEMO_TOKEN, REVOKED_TOKEN
 from gateway.adapters.base import AdapterAnswer

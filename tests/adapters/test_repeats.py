@@ -22,7 +22,7 @@ from lxml import etree
 from emulators import ecert as ecert_emulator
 from emulators import ecs as ecs_emulator
 from emulators import payments as payments_emulator
-from emulators.http import BackgroundServer
+from gateway.serving import BackgroundServer
 from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters import ecert as ecert_adapter
 from gateway.adapters import ecs as ecs_adapter
