@@ -174,6 +174,7 @@ class OpenLoopRun:
     late_sends: int  # requests the client itself could not send within 5 ms of their time
 
     def percentile(self, p: float) -> float:
+        """The ``p`` quantile of the latencies, in ms (NaN for a run with none)."""
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
 
@@ -217,4 +218,5 @@ def drive_at_rate(name: str, url: str, make_body: Callable[[], bytes], rate: flo
         thread.start()
     for thread in workers:
         thread.join()
+    pool.clear()
     return OpenLoopRun(name, latencies, errors[0], late[0])

@@ -81,7 +81,8 @@ def signers() -> list[Algorithm]:
     participant = issue_gost_participant(create_gost_ca(), "990140000022", common_name="bench caller")
     return [Algorithm("RSA-2048", EnvelopeSigner.from_pem(rsa.key_pem, rsa.cert_pem)),
             Algorithm("GOST-2004", EnvelopeSigner.from_pem(participant.key_pem, participant.cert_pem)),
-            Algorithm("hash, Botan cipher", None), Algorithm("hash, Python cipher", None, hash_with_botan=False)]
+            Algorithm(f"hash, {gost3411.hash_implementation().split()[0]} cipher", None),
+            Algorithm("hash, Python cipher", None, hash_with_botan=False)]
 
 
 def measured(messages: int, passes: int) -> list[Algorithm]:

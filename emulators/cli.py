@@ -38,10 +38,10 @@ def run(
     from datetime import UTC, datetime
 
     from emulators.data_signer import DataSigner
-    from emulators.http import serve_forever
     from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
     from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
     from gateway.errors import ErrorInfo
+    from gateway.serving import serve_forever
 
     app: object
     if name == "ocsp":

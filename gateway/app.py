@@ -33,9 +33,6 @@ from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
 from registry.snapshot import RegistryCache
 
-__all__ = ["GatewayApp", "create_app"]
-
-
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> GatewayApp:

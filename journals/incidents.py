@@ -150,7 +150,7 @@ def close_breaker_incident(connection: Connection, incident_id: int, measures_ta
 
 @dataclass(frozen=True)
 class LateMessage:
-    """A message delivered late past the threshold, as its incident records it."""
+    """A PUSH message still undelivered past the threshold, as its incident records it."""
 
     message_id: str
     received_at: datetime

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, inspect, text
 
-from gateway.serving import BackgroundServer
 from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
-from gateway.app import GatewayApp, create_app
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
+from gateway.endpoints.wsgi import GatewayApp
+from gateway.serving import BackgroundServer
 from registry.credentials import hash_password
 from registry.loader import apply_registry, parse_registry
 

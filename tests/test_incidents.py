@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from gateway.commands.incidents import incidents_group
-from gateway.delivery.late import LATE_DELIVERY, open_late_delivery_incidents, record_late_deliveries_sent
+from gateway.delivery.late import open_late_delivery_incidents, record_late_deliveries_sent
+from journals.incidents import LATE_DELIVERY
 from gateway.store.models import AsyncMessage
 from journals.models import IncidentJournalEntry
 

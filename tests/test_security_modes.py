@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from gateway.security.modes import DELIVERY_MODES, SERVICE_MODES
+from gateway.security.modes import DELIVERY_MODES, SERVICE_MODES, delivery_policy, service_policy
 from registry.schema import DeliveryPointEntry, ServiceEntry
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
@@ -36,3 +36,9 @@ def test_the_code_applies_the_documented_table() -> None:
 def test_every_mode_the_registry_admits_has_a_policy() -> None:
     assert set(SERVICE_MODES) == set(get_args(ServiceEntry.model_fields["security_mode"].annotation))
     assert set(DELIVERY_MODES) == set(get_args(DeliveryPointEntry.model_fields["security_mode"].annotation))
+
+
+def test_a_mode_outside_the_registry_s_range_reads_as_the_nearest() -> None:
+    """Written into the database around the registry's checks, such a mode must not stall a delivery queue."""
+    assert service_policy(7) == SERVICE_MODES[3] and delivery_policy(7) == DELIVERY_MODES[3]
+    assert service_policy(-1) == SERVICE_MODES[0] and delivery_policy(-1) == DELIVERY_MODES[0]

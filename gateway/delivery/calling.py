@@ -75,6 +75,8 @@ class Caller:
         self._outcomes.settle_adapter_outcome(task, message, point, snapshot, self.ask_adapter(task, message, point))
 
     def ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
+        """Hand the task's REQUEST to the point's adapter, or ask again for a result still pending; its error is
+        returned, not raised, for the outcome to judge."""
         deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
         try:
             adapter = self._adapters.adapter_for(point)

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from gateway.store.late import delivered_since_late, undelivered_push_messages
-from journals.incidents import LATE_DELIVERY, LateMessage, note_sent, open_late_delivery_incidents as open_incidents
-
-__all__ = ["LATE_DELIVERY", "BATCH", "check_late_deliveries", "open_late_delivery_incidents", "record_late_deliveries_sent"]
+from journals import incidents
 
 BATCH = 500  # incidents opened per run at most; the next run takes the rest
 
@@ -20,11 +18,11 @@ def open_late_delivery_incidents(engine: Engine, threshold_seconds: float) -> in
     clock = datetime.now(UTC)
     with engine.begin() as connection:
         rows = undelivered_push_messages(connection, clock - timedelta(seconds=threshold_seconds), BATCH)
-        open_incidents(
+        incidents.open_late_delivery_incidents(
             connection,
             clock,
             [
-                LateMessage(message_id, accepted_at, f"not delivered to {recipient} within {threshold_seconds:.0f} s")
+                incidents.LateMessage(message_id, accepted_at, f"not delivered to {recipient} within {threshold_seconds:.0f} s")
                 for message_id, accepted_at, recipient in rows
             ],
         )
@@ -35,7 +33,7 @@ def record_late_deliveries_sent(engine: Engine) -> int:
     """Put the delivery time of late messages that have since been delivered on their open incidents."""
     with engine.connect() as connection:
         delivered = delivered_since_late(connection, BATCH)
-    return note_sent(engine, delivered) if delivered else 0
+    return incidents.note_sent(engine, delivered) if delivered else 0
 
 
 def check_late_deliveries(engine: Engine, threshold_seconds: float) -> None:

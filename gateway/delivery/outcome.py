@@ -57,6 +57,7 @@ class Outcomes:
         self._retry_max = retry_max_seconds
 
     def succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
+        """Record a delivered task: done, and its message delivered unless the recipient is still to confirm."""
         is_message = task.kind in (MESSAGE_TASK, POLL_TASK)
         service = snapshot.services.get(message.service_id)
         # With deliveryNotification, delivered for good only when the recipient confirms (Q13).
@@ -74,6 +75,8 @@ class Outcomes:
         )
 
     def failed(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot, error: str) -> None:
+        """Record a failed attempt: counted by the point's breaker, then retried later or, past the point's
+        retries, failed for good with its message NOT_DELIVERED."""
         attempts = task.attempts + 1
         with self._engine.begin() as connection:
             outcome = self._guard.record_failure(point, error, connection)
@@ -92,6 +95,7 @@ class Outcomes:
         log.warning("delivery of %s to point %s failed (attempt %d): %s", task.message_id, point.id, attempts, error)
 
     def finish(self, task: ClaimedTask, state: str, error: str) -> None:
+        """End ``task`` in ``state`` without touching its message (a task with nothing left to deliver)."""
         with self._engine.begin() as connection:
             self._tasks.release(connection, task, state=state, last_error=error)
 
@@ -123,6 +127,8 @@ class Outcomes:
     def answer_initiator(
         self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot, data: etree._Element, properties: list[list[str]]
     ) -> None:
+        """Store the adapter's final answer as the chain's RESPONSE to the initiator (once, however often asked),
+        then record the task as delivered."""
         try:
             self._store.accept(chain_response(message, data, properties, snapshot))
         except IntegrityError:

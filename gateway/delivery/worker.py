@@ -26,8 +26,8 @@ from gateway.delivery.parts import WorkerParts
 from gateway.metrics import GatewayMetrics, process_metrics
 from gateway.outbound.http_client import HttpClient
 from gateway.security.keys import GatewayKeys
-from gateway.store.messages import MessageStore, StoredMessage
-from gateway.store.tasks import ClaimedTask, TaskQueue
+from gateway.store.messages import MessageStore
+from gateway.store.tasks import TaskQueue
 from registry.snapshot import RegistryCache
 
 
@@ -73,10 +73,6 @@ class DeliveryWorker:
     def poll(self) -> int:
         """Claim as many due tasks as there are idle threads and start them; returns how many were started."""
         return self._claimer.poll()
-
-    def deliver(self, task: ClaimedTask, message: StoredMessage | None) -> None:
-        """Make one delivery attempt for ``task`` (its message read at claim time) and record its outcome."""
-        self._claimer.deliver(task, message)
 
     def probe(self) -> None:
         """Half-open probes: one delivery to each switched-off point whose cool-down has passed."""

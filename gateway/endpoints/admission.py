@@ -4,7 +4,7 @@ A parsed envelope of small elements costs about eleven times its bytes in lxml n
 it is the bodies held at once, not their number, that decide a worker's peak memory. Each request's bytes are
 taken from the process's budget (``GATEWAY_MAX_BYTES_IN_FLIGHT``) without waiting and before they are read: a
 declared length whole, a chunked body piece by piece as it arrives. A request over the budget gets ``SCE028``
-with HTTP 503 and ``Connection: close`` at once (``gateway/app.py``). Threads are bounded elsewhere
+with HTTP 503 and ``Connection: close`` at once (``gateway/endpoints/wsgi.py``). Threads are bounded elsewhere
 (``gateway/delivery/bulkhead.py``): only calls to providers hold a thread for long.
 """
 from __future__ import annotations

@@ -42,11 +42,17 @@ DELIVERY_MODES: dict[int, DeliveryPolicy] = {
 }
 
 
+def _nearest(mode: int) -> int:
+    # The registry admits 0-3; a value written into the database around it is read as the nearest mode (as the
+    # threshold comparisons this table replaced did), never as an error that would stall a delivery queue.
+    return min(max(mode, 0), 3)
+
+
 def service_policy(mode: int) -> ServicePolicy:
-    """The policy of a service's mode (the registry admits 0-3 only)."""
-    return SERVICE_MODES[mode]
+    """The policy of a service's mode."""
+    return SERVICE_MODES[_nearest(mode)]
 
 
 def delivery_policy(mode: int) -> DeliveryPolicy:
-    """The policy of a delivery point's mode (the registry admits 0-3 only)."""
-    return DELIVERY_MODES[mode]
+    """The policy of a delivery point's mode."""
+    return DELIVERY_MODES[_nearest(mode)]

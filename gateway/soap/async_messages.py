@@ -317,15 +317,33 @@ def build_change_status_notification(
 class StoredMessageView(Protocol):
     """What the codec reads of a message the gateway stored (``gateway.store.messages.StoredMessage``)."""
 
-    message_id: str
-    correlation_id: str
-    service_id: str
-    message_type: str
-    route_id: str | None
-    message_date: str
-    sender_id: str
-    properties: list[list[str]]
-    data: str
+    # Read-only properties, so that a frozen dataclass matches.
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def correlation_id(self) -> str: ...
+
+    @property
+    def service_id(self) -> str: ...
+
+    @property
+    def message_type(self) -> str: ...
+
+    @property
+    def route_id(self) -> str | None: ...
+
+    @property
+    def message_date(self) -> str: ...
+
+    @property
+    def sender_id(self) -> str: ...
+
+    @property
+    def properties(self) -> list[list[str]]: ...
+
+    @property
+    def data(self) -> str: ...
 
 
 # The statusMessage text of each delivery state, in getMessageStatus answers and status notifications.
