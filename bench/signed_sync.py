@@ -1,6 +1,6 @@
 """Benchmark: signed against unsigned synchronous SendMessage, gateway CPU per message, in one run.
 
-Four variants, each with a fresh gateway (gunicorn, 2 workers x 8 threads, no admin API) and SQLite file, behind
+Four variants, each with a fresh gateway (uvicorn, 2 workers, no admin API) and SQLite file, behind
 the same provider emulator: unsigned (security mode 0); RSA-2048, P-256 and GOST 34.310-2004 (on
 ``/bip-sync-wss-gost/``, with the gateway's GOST key), where the service is in mode 2: the caller's signature is
 verified (shape, digest and signature, BIN, chain to the test CA, CRL, replay record) and the gateway signs its
@@ -86,11 +86,9 @@ def start_variant(name: str, args: argparse.Namespace, provider_port: int) -> Va
     ecdsa = name == "P-256"
     signed = name != "unsigned"
     gateway_port = free_port()
-    # No reserved threads, as in sync_channel.py: gunicorn's uneven spread of 8 client connections over two workers
-    # would otherwise let one refuse a call with SCE028; the benchmark measures cost, not that.
     env = dict(os.environ, GATEWAY_DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}", GATEWAY_PORT=str(gateway_port),
                GATEWAY_WORKERS="2", GATEWAY_THREADS="8", GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false",
-               GATEWAY_ADMIN_IN_SERVE="false", GATEWAY_RESERVED_THREADS="0")
+               GATEWAY_ADMIN_IN_SERVE="false")
     caller = None
     gost = name.startswith("GOST")
     if gost:

@@ -1,9 +1,9 @@
 """Benchmark: SendMessage through the gateway against the same provider called directly, in one run on loopback.
 
-It starts the provider emulator and ``gateway serve`` (gunicorn) as subprocesses, loads a one-service registry,
+It starts the provider emulator and ``gateway serve`` (uvicorn) as subprocesses, loads a one-service registry,
 then sends the same request straight to the provider and through the gateway, alternately, in several passes
 with the same number of client threads. It prints throughput, p50/p99 latency, the CPU time per message of the
-gateway (all gunicorn processes, journal write included) and of the provider (the baseline: what one SOAP
+gateway (all its server processes, journal write included) and of the provider (the baseline: what one SOAP
 server costs for the same message), each as the median of the passes, and the ratios. Every loop is bounded by
 a count and by a time limit. This machine is shared and noisy: compare figures of one run, not across runs.
 
@@ -143,9 +143,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     provider_port = free_port()
-    # No reserved threads: with 8 client threads and 8 threads a worker, gunicorn's uneven spread of connections
-    # would otherwise let one worker refuse its 7th concurrent call (SCE028); the benchmark measures cost, not that.
-    env = dict(os.environ, GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads), GATEWAY_RESERVED_THREADS="0",
+    env = dict(os.environ, GATEWAY_WORKERS=str(args.workers), GATEWAY_THREADS=str(args.threads),
                GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false", GATEWAY_ADMIN_IN_SERVE="false")
     registry_file = workdir / "registry.yaml"
     registry_file.write_text(REGISTRY.format(provider_port=provider_port), encoding="utf-8")

@@ -1,8 +1,10 @@
-"""Composition: builds the gateway's WSGI application (``gateway/endpoints/wsgi.py``) from the settings: the
+"""Composition: builds the gateway's ASGI application (``gateway/endpoints/asgi.py``) from the settings: the
 channels, their endpoints, keys and trust, the journal, health and metrics."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -13,14 +15,15 @@ from gateway.channels.sync_call import SyncChannel
 from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.delivery.adapter_provider import DeliveryPointCaller
-from gateway.delivery.bulkhead import Bulkhead, provider_call_limit
+from gateway.delivery.bulkhead import Bulkhead
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.outbound.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.endpoints.admission import Capacity
 from gateway.endpoints.async_endpoint import AsyncEndpoint
 from gateway.endpoints.memory import MemoryReturner
 from gateway.endpoints.sync_endpoint import SyncEndpoint
-from gateway.endpoints.wsgi import GatewayApp
+from gateway.endpoints.asgi import GatewayApp
 from gateway.health import HealthCheck, StatusProbe
 from gateway.metrics import MetricsExporter, process_metrics
 from gateway.security import gost
@@ -41,11 +44,15 @@ def create_app(
     stop it inside their validity."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
+    # The adapters' back-office calls are blocking code run on ``adapter_threads``; SOAP providers are awaited.
     http_client = HttpClient(
         pool_maxsize=settings.http_pool_maxsize,
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
+    provider_http = AsyncHttpClient(settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)
+    adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
+    blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="blocking")
     keys = load_keys(settings)
     if keys.gost is not None or settings.trusted_gost_ca_file is not None:
         gost.warm_up()
@@ -61,14 +68,26 @@ def create_app(
         registry=registry,
         authenticator=authenticator,
         provider=DeliveryPointCaller(
-            SoapProviderCaller(http_client, keys), adapters,
-            Bulkhead(provider_call_limit(settings.threads, settings.reserved_threads)),
+            SoapProviderCaller(provider_http, keys), adapters, Bulkhead(settings.max_provider_calls), adapter_threads
         ),
         signatures=signatures,
         can_sign=keys.any is not None,
         journal=journal,
     )
     body_bytes = Capacity(settings.max_bytes_in_flight)
+    memory = MemoryReturner(lambda: body_bytes.in_use)
+
+    async def started() -> None:
+        asyncio.get_running_loop().set_default_executor(blocking_threads)
+
+    def closed() -> None:
+        journal.close()
+        adapters.close()
+        http_client.close()
+        memory.close()
+        adapter_threads.shutdown(wait=False)
+        blocking_threads.shutdown(wait=False)
+
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics)
     gost_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics, prefers_gost=True)
     async_channel = AsyncChannel(
@@ -77,21 +96,20 @@ def create_app(
     )
     return GatewayApp(
         settings=settings,
-        engine=engine,
         endpoints={
             "/bip-sync/": sync_endpoint,
             "/bip-sync-wss-gost/": gost_endpoint,
             "/bip-async/": AsyncEndpoint(async_channel, journal, keys, metrics),
         },
         contracts=ContractDocuments(settings.contracts_dir),
-        http_client=http_client,
-        adapters=adapters,
-        journal=journal,
         health=HealthCheck(
             status_probe, keys.signer.certificate if keys.signer else None, trust, trust.ocsp if trust else None,
             keys.gost.certificate if keys.gost else None,
         ),
         metrics=MetricsExporter(metrics, settings.metrics_dir, status_probe.current),
         body_bytes=body_bytes,
-        memory=MemoryReturner(lambda: body_bytes.in_use),
+        memory=memory,
+        started=started,
+        stopped=provider_http.close,
+        closed=closed,
     )

@@ -53,10 +53,13 @@ def migrate_command() -> None:
 @click.option("--host", help="address to listen on (GATEWAY_HOST)")
 @click.option("--port", type=int, help="port to listen on (GATEWAY_PORT)")
 @click.option("--workers", type=int, help="worker processes (GATEWAY_WORKERS)")
-@click.option("--threads", type=int, help="threads per worker (GATEWAY_THREADS)")
+@click.option("--threads", type=int, help="threads per worker for blocking work (GATEWAY_THREADS)")
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
-    """Run the gateway under gunicorn, with a delivery worker beside it unless GATEWAY_DELIVERY_IN_SERVE=false."""
-    settings = _settings(host=host, port=port, workers=workers, threads=threads)
+    """Run the gateway under uvicorn, with a delivery worker beside it unless GATEWAY_DELIVERY_IN_SERVE=false."""
+    options = {"host": host, "port": port, "workers": workers, "threads": threads}
+    # The server's worker processes read their settings from the environment: the options go there.
+    os.environ.update({f"GATEWAY_{name.upper()}": str(value) for name, value in options.items() if value is not None})
+    settings = _settings()
     migrate(make_engine(settings.database_url))
     _run_server(settings)
 
@@ -105,9 +108,11 @@ def demo(port: int | None) -> None:
     from gateway.commands.demo_pki import OCSP_PORT, prepare_demo_pki, show_gost_exchange
 
     ocsp_arguments = prepare_demo_pki(Path("var/pki"))
-    # Several gunicorn workers answer /metrics: they share their counts through this folder.
+    # Several server workers answer /metrics: they share their counts through this folder.
     os.environ.setdefault("GATEWAY_METRICS_DIR", "var/metrics")
-    settings = _settings(port=port)
+    if port is not None:
+        os.environ["GATEWAY_PORT"] = str(port)  # the server's worker processes read it there
+    settings = _settings()
     engine = make_engine(settings.database_url)
     migrate(engine)
     summary = load_registry_file(engine, SAMPLE_REGISTRY)
@@ -152,7 +157,7 @@ def _run_server(settings: Settings, when_up: Callable[[], None] | None = None) -
             when_up()
 
     if settings.metrics_dir is not None:
-        # Before any process starts: every gunicorn worker and the delivery worker inherit the folder.
+        # Before any process starts: every server worker and the delivery worker inherit the folder.
         prepare_metrics_dir(settings.metrics_dir)
     helpers = []
     if settings.delivery_in_serve:
@@ -160,12 +165,19 @@ def _run_server(settings: Settings, when_up: Callable[[], None] | None = None) -
     if settings.admin_in_serve:
         helpers.append(subprocess.Popen([sys.executable, "-m", "gateway.admin"]))
         click.echo(f"admin API on http://{settings.admin_host}:{settings.admin_port}/ (openapi.json; tokens: gateway tokens create)")
+    # uvicorn raises the SIGTERM it caught again once it has shut down: as an exception, so that the helpers
+    # below are stopped too instead of being orphaned by the default handler's immediate exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         GatewayServer(settings, when_ready=announce).run()
     finally:
         for process in helpers:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+
+
+def _exit_on_sigterm(*_: object) -> None:
+    raise SystemExit(0)
 
 
 def _safe_url(url: str) -> str:

@@ -22,8 +22,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = Field(default=None, description="base URL clients use, if not the Host they sent")
-    workers: int = Field(default=2, ge=1, description="gunicorn worker processes")
-    threads: int = Field(default=16, ge=1, description="threads per worker; a slow provider holds one thread")
+    workers: int = Field(default=2, ge=1, description="server worker processes, each with one event loop")
+    threads: int = Field(
+        default=16, ge=1,
+        description="threads per worker for blocking work (adapter calls, the asynchronous channel's database work, "
+        "health reports); a SOAP provider call holds none",
+    )
     sync_timeout_seconds: float = Field(default=60.0, gt=0, description="whole sync exchange budget")
     provider_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(
@@ -36,9 +40,9 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, gt=0,
         description="request-body bytes a worker process holds at once; a request beyond it gets 503 at once",
     )
-    reserved_threads: int = Field(
-        default=2, ge=0,
-        description="threads per worker no provider call may hold: for /health, /metrics, ?wsdl and short requests",
+    max_provider_calls: int = Field(
+        default=1000, ge=1,
+        description="synchronous provider calls one worker process has in flight at once; beyond them SCE028 at once",
     )
     max_provider_response_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     password_cache_seconds: float = Field(

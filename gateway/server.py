@@ -1,53 +1,77 @@
-"""The production server: gunicorn with threaded workers, so a slow provider holds a thread, not the gateway."""
+"""The production server: uvicorn (httptools, uvloop) with ``GATEWAY_WORKERS`` processes, one event loop each, where a
+slow provider costs an awaiting coroutine, not a thread. docs/performance.md gives the measurements behind the
+choice."""
 from __future__ import annotations
 
 import gc
 import logging
+import threading
+import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
+import urllib3
+import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.endpoints.asgi import GatewayApp
+from gateway.endpoints.http_protocol import GatewayHttpProtocol
 from gateway.endpoints.memory import tune_allocator
 
+LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 
-class GatewayServer(BaseApplication):
-    """gunicorn running :func:`gateway.app.create_app` in every worker (built after the fork)."""
+
+def application() -> GatewayApp:
+    """The application of one worker process, built in it from the environment (uvicorn's factory)."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    # In the worker, before its threads allocate: the allocator options only shape arenas made afterwards.
+    tune_allocator()
+    app = create_app(settings)
+    # Everything built so far (modules, the registry snapshot, schemas) lives as long as the worker: moved out of
+    # the collector's reach, the periodic full collections stop walking it on every request's garbage.
+    gc.freeze()
+    return app
+
+
+class GatewayServer:
+    """uvicorn running :func:`application` in every worker process. Its workers read their settings from the
+    environment (``GATEWAY_*``), as the process that starts them does."""
 
     def __init__(self, settings: Settings, when_ready: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._when_ready = when_ready
-        super().__init__()
 
-    def load_config(self) -> None:
+    def run(self) -> None:
+        """Serve until SIGTERM or Ctrl-C; each worker finishes its exchanges in flight (up to the sync budget)."""
         settings = self._settings
-        self.cfg.set("bind", f"{settings.host}:{settings.port}")
-        self.cfg.set("workers", settings.workers)
-        self.cfg.set("threads", settings.threads)
-        self.cfg.set("worker_class", "gthread")
-        # A worker is only killed when it is stuck well past the longest legitimate exchange.
-        self.cfg.set("timeout", int(settings.sync_timeout_seconds) + 30)
-        self.cfg.set("graceful_timeout", int(settings.sync_timeout_seconds) + 5)
-        self.cfg.set("keepalive", 5)
-        if Path("/dev/shm").is_dir():
-            # The worker heartbeat touches a file per request; on tmpfs that costs no disk I/O.
-            self.cfg.set("worker_tmp_dir", "/dev/shm")
-        self.cfg.set("loglevel", settings.log_level.lower())
         if self._when_ready is not None:
-            ready = self._when_ready
-            self.cfg.set("when_ready", lambda _arbiter: ready())
-
-    def load(self) -> Any:
-        logging.basicConfig(
-            level=self._settings.log_level.upper(), format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+            threading.Thread(target=self._announce, args=(self._when_ready,), name="announce", daemon=True).start()
+        uvicorn.run(
+            "gateway.server:application",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            http=GatewayHttpProtocol,
+            loop="uvloop",
+            lifespan="on",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=int(settings.sync_timeout_seconds) + 5,
+            backlog=2048,
+            access_log=False,
+            log_level=settings.log_level.lower(),
         )
-        # In the worker, before its threads allocate: the allocator options only shape arenas made afterwards.
-        tune_allocator()
-        application = create_app(self._settings)
-        # Everything built so far (modules, the registry snapshot, schemas) lives as long as the worker: moved out of
-        # the collector's reach, the periodic full collections stop walking it on every request's garbage.
-        gc.freeze()
-        return application
+
+    def _announce(self, when_ready: Callable[[], None]) -> None:
+        """Call ``when_ready`` once a worker answers ``/health`` (uvicorn has no hook for it)."""
+        url = f"http://{self._settings.host}:{self._settings.port}/health"
+        http = urllib3.PoolManager(retries=False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                http.request("GET", url, timeout=1.0)
+                when_ready()
+                return
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.1)

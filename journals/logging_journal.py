@@ -46,6 +46,11 @@ class LoggingJournal:
         if records:
             self._commits.submit(records)
 
+    async def write_async(self, records: list[JournalRecord]) -> None:
+        """:meth:`write` for a coroutine: the loop goes on while the process's journal writer commits."""
+        if records:
+            await self._commits.submit_async(records)
+
     def write_in(self, connection: Connection, records: list[JournalRecord]) -> None:
         """Append ``records`` within the caller's transaction."""
         # Records hold only flat values, so their __dict__ is the row (asdict would deep-copy each one).

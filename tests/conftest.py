@@ -19,8 +19,8 @@ from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db import make_engine, migrate
-from gateway.endpoints.wsgi import GatewayApp
-from gateway.serving import BackgroundServer
+from gateway.endpoints.asgi import GatewayApp
+from gateway.serving import BackgroundAsgiServer, BackgroundServer
 from registry.credentials import hash_password
 from registry.loader import apply_registry, parse_registry
 
@@ -232,7 +232,7 @@ def gateway_app(
 
 @pytest.fixture(scope="session")
 def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
-    with BackgroundServer(gateway_app) as server:
+    with BackgroundAsgiServer(gateway_app) as server:
         yield server.url
 
 

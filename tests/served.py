@@ -1,4 +1,4 @@
-"""The gateway as production runs it, for tests that need its processes: ``gateway serve`` (gunicorn gthread)
+"""The gateway as production runs it, for tests that need its processes: ``gateway serve`` (uvicorn)
 in a subprocess on a free loopback port, without the delivery worker and admin API beside it."""
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ class ServedGateway:
     process: subprocess.Popen[bytes]
 
     def worker_processes(self) -> list[psutil.Process]:
-        """The gunicorn worker processes (``gateway serve`` is the arbiter itself)."""
-        return psutil.Process(self.process.pid).children()
+        """The processes serving requests: uvicorn's workers, or ``gateway serve`` itself with one worker."""
+        serve = psutil.Process(self.process.pid)
+        return serve.children() or [serve]
 
 
 def fault_code(body: bytes) -> str | None:

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundAsgiServer, BackgroundServer
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.admin.app import ROUTES, create_admin_app
 from gateway.admin.tokens import create_token, revoke_token
@@ -252,7 +252,7 @@ def test_a_change_reaches_a_second_gateway_process(
     second = create_app(gateway_settings(database_url), engine=engine)
     sender = f"late-{uuid.uuid4().hex[:6]}"
     try:
-        with BackgroundServer(second) as server:
+        with BackgroundAsgiServer(second) as server:
             url = f"{server.url}/bip-sync/"
             request = sync_request(sender_id=sender, password="late-password")
             assert post(url, request).error_code() == "SCE002"  # not registered yet

@@ -1,6 +1,6 @@
-"""A slow provider cannot starve the rest: per-delivery-point bulkheads, and threads no channel request may take.
+"""A slow provider cannot starve the rest: per-delivery-point bulkheads, and a cap on one process's provider calls.
 
-The gateway runs as in production (``gateway serve``: gunicorn gthread, one worker of 16 threads). A provider
+The gateway runs as in production (``gateway serve``: uvicorn, one worker process). A provider
 that takes 2 s gets 100 callers at once; meanwhile a fast service keeps its unloaded latency (measured in the same
 test, p99 within 100 ms of it) and ``/health`` answers within 100 ms, for 20 s of load.
 """
@@ -35,7 +35,7 @@ REFUSED_PAUSE_SECONDS = 0.2  # a refused caller tries again shortly, as a client
 PROBE_INTERVAL_SECONDS = 0.05
 HEALTH_LIMIT_SECONDS = 0.1
 FAST_MARGIN_SECONDS = 0.1
-THREADS = 16
+PROCESS_CALLS = 14  # GATEWAY_MAX_PROVIDER_CALLS, above the points' default maxConcurrentCalls
 CONNECTION_CLOSED = "connection closed"
 
 
@@ -79,7 +79,7 @@ def gateway(database_url: str, engine: Engine, loaded_registry: None, slow_provi
     admin.create("services", {"key": SLOW_SERVICE, "name": "A provider taking 2 s", "ownerIS": "gbdfl",
                               "interactionMode": "SYNC", "defaultDeliveryPoint": SLOW_POINT,
                               "users": [{"informationSystem": "pep"}]}, "test")
-    with served_gateway(database_url, workers="1", threads=str(THREADS), registry_refresh_seconds="0.5") as served:
+    with served_gateway(database_url, workers="1", max_provider_calls=str(PROCESS_CALLS), registry_refresh_seconds="0.5") as served:
         yield served
 
 
@@ -189,7 +189,7 @@ def test_a_slow_provider_cannot_starve_the_fast_service_or_health(
     assert journalled(engine, "SCE027") - journalled_before == len(refused)
 
 
-def test_threads_are_kept_for_health_when_every_provider_call_waits(
+def test_the_process_caps_its_provider_calls_and_health_answers_while_they_wait(
     gateway: ServedGateway, slow_provider: CountingProvider, engine: Engine
 ) -> None:
     admin = RegistryAdmin(engine)
@@ -199,7 +199,6 @@ def test_threads_are_kept_for_health_when_every_provider_call_waits(
     http = urllib3.PoolManager(retries=False, timeout=30.0)
     # The first message after the refresh interval loads the changed registry before it is routed.
     assert http.request("POST", f"{gateway.url}/bip-sync/", body=sync_request().encode()).status == 200
-    channel_slots = THREADS - 2
     with Load(gateway.url, 30) as load:
         time.sleep(RAMP_SECONDS)
         slow_provider.reset_peak()
@@ -210,7 +209,7 @@ def test_threads_are_kept_for_health_when_every_provider_call_waits(
             time.sleep(PROBE_INTERVAL_SECONDS)
     assert all(poll.status == 200 for poll in polls)
     assert max(poll.seconds for poll in polls) <= HEALTH_LIMIT_SECONDS, sorted(poll.seconds for poll in polls)[-5:]
-    assert slow_provider.peak <= channel_slots
+    assert slow_provider.peak <= PROCESS_CALLS
     busy = [o for o in load.outcomes if o.code == "SCE028"]
     assert busy and max(o.seconds for o in busy) < PROVIDER_SECONDS / 2
     assert {(o.status, o.code) for o in load.outcomes} <= {(200, None), (500, "SCE028"), (0, CONNECTION_CLOSED)}

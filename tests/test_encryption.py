@@ -150,7 +150,7 @@ def test_a_message_encrypted_to_someone_else_is_refused(sync_url: str, provider:
 def test_a_previous_key_still_decrypts_during_a_rotation(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path], tmp_path: Path, test_pki: NationalCa, crypto_provider) -> None:  # noqa: ANN001,E501
     """The new key signs; messages senders still encrypt to the old certificate are read with the old key."""
     from gateway.app import create_app
-    from gateway.serving import BackgroundServer
+    from gateway.serving import BackgroundAsgiServer
     from tests.conftest import gateway_settings
 
     new = issue_participant(test_pki.ca, "990140000099", common_name="gateway 2027")
@@ -163,7 +163,7 @@ def test_a_previous_key_still_decrypts_during_a_rotation(database_url: str, engi
     app = create_app(settings, engine=engine)
     caller = issue_participant(test_pki.ca, PEP_BIN)
     try:
-        with BackgroundServer(app) as server:
+        with BackgroundAsgiServer(app) as server:
             to_old = post(f"{server.url}/bip-sync/", signed_then_encrypted(caller.key_pem, caller.cert_pem, gateway_certificate(gateway_key)))
             to_new = post(f"{server.url}/bip-sync/", signed_then_encrypted(caller.key_pem, caller.cert_pem, new.certificate))
     finally:

@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundAsgiServer
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
 from gateway.security import gost, gost3411
@@ -70,7 +70,7 @@ def gost_gateway(
     )
     app = create_app(settings, engine=engine, clock=lambda: AT)
     try:
-        with BackgroundServer(app) as server:
+        with BackgroundAsgiServer(app) as server:
             yield server.url
     finally:
         app.close()

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundAsgiServer
 from emulators.push_recipient import PushRecipientEmulator, RecipientBehaviour
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
@@ -102,7 +102,7 @@ def test_health_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     migrate(engine)
     app = create_app(gateway_settings(url), engine=engine)
     try:
-        with BackgroundServer(app) as server:
+        with BackgroundAsgiServer(app) as server:
             assert health(server.url)[0] == 200
             # The database disappears: its file is removed and the path can no longer be opened as one.
             engine.dispose()

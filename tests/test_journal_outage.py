@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundAsgiServer
 from emulators.sync_provider import SyncProviderEmulator
 from gateway.app import create_app
 from gateway.db import make_engine, migrate
@@ -95,7 +95,7 @@ def test_no_provider_call_without_its_journal_row_when_the_database_goes_away(
     app = create_app(settings, engine=outage.engine)
     codes: list[str] = []
     during: list[logging.LogRecord] = []
-    with BackgroundServer(app) as server, caplog.at_level(logging.WARNING):
+    with BackgroundAsgiServer(app) as server, caplog.at_level(logging.WARNING):
         sync_url = f"{server.url}/bip-sync/"
         for call in range(30):
             if call == 10:

@@ -175,3 +175,64 @@ def test_when_the_database_fails_during_the_retry_the_rest_of_the_batch_fails_at
     assert all(outcome is not None for outcome in outcomes) and writes.committed == ["slow"]
     # The slow one, the refused batch, the first item again: then nobody waits on a database that is gone.
     assert writes.transactions == 3
+
+
+def test_coroutines_and_threads_share_the_writer_and_a_bad_row_fails_only_its_own_coroutine(engine: Engine) -> None:
+    """Coroutines on one loop and threads write at once: nothing is lost or doubled, a refused row fails only the
+    coroutine that wrote it, and the loop keeps running while the writer commits (a ticker counts its turns)."""
+    import asyncio
+
+    journal = LoggingJournal(engine)
+    marker = f"{{{uuid.uuid4()}}}"
+    refused = bad_records(engine)
+    coroutines, per_coroutine, threads, per_thread = 200, 5, 4, 50
+
+    def thread_writer(index: int) -> None:
+        for n in range(per_thread):
+            journal.write([JournalRecord(channel="SYNC", state="DELIVERED", message_id=f"t{index}-{n}", session_id=marker)])
+
+    async def coroutine_writer(index: int) -> int:
+        failed = 0
+        for n in range(per_coroutine):
+            if index % 50 == 0:
+                try:
+                    await journal.write_async([refused[n % len(refused)]])
+                except Exception:  # noqa: BLE001 - the refusal is what this writer expects
+                    failed += 1
+            else:
+                await journal.write_async([JournalRecord(channel="ASYNC", state="ACCEPTED", message_id=f"c{index}-{n}",
+                                                         session_id=marker)])
+        return failed
+
+    async def everything() -> tuple[list[int], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        ticking = asyncio.create_task(ticker())
+        failed = await asyncio.wait_for(asyncio.gather(*(coroutine_writer(i) for i in range(coroutines))), timeout=120)
+        done.set()
+        await ticking
+        return failed, ticks
+
+    workers = [threading.Thread(target=thread_writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    failed, ticks = asyncio.run(everything())
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not any(worker.is_alive() for worker in workers), "a writer never came back"
+    bad_writers = [i for i in range(coroutines) if i % 50 == 0]
+    assert [failed[i] for i in bad_writers] == [per_coroutine] * len(bad_writers)
+    assert sum(failed) == per_coroutine * len(bad_writers)
+    assert ticks > 1, "the loop stood still while the journal was written"
+    with Session(engine) as session:
+        ids = list(session.scalars(select(LoggingJournalEntry.message_id).where(LoggingJournalEntry.session_id == marker)))
+    expected = {f"c{i}-{n}" for i in range(coroutines) if i % 50 for n in range(per_coroutine)}
+    expected |= {f"t{i}-{n}" for i in range(threads) for n in range(per_thread)}
+    assert len(ids) == len(set(ids)) and set(ids) == expected

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine
 
-from gateway.serving import BackgroundServer
+from gateway.serving import BackgroundAsgiServer
 from emulators.sync_provider import ProviderBehaviour, SyncProviderEmulator
 from gateway.app import create_app
 from gateway.errors import ErrorInfo
@@ -146,7 +146,7 @@ def test_provider_http_error(sync_url: str, provider: SyncProviderEmulator) -> N
 def test_provider_timeout(database_url: str, engine: Engine, loaded_registry: None, provider: SyncProviderEmulator) -> None:
     app = create_app(gateway_settings(database_url, sync_timeout_seconds=0.5), engine=engine)
     provider.behaviour = ProviderBehaviour(delay_seconds=1.5)
-    with BackgroundServer(app) as server:
+    with BackgroundAsgiServer(app) as server:
         answer = post(f"{server.url}/bip-sync/", sync_request())
     app.close()
     assert_fault(answer, "SCE010", "Server")
@@ -194,7 +194,7 @@ def test_internal_error_when_the_journal_cannot_be_written(tmp_path, provider_ur
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE journal_logging"))
     app = create_app(gateway_settings(url), engine=engine)
-    with BackgroundServer(app) as server:
+    with BackgroundAsgiServer(app) as server:
         answer = post(f"{server.url}/bip-sync/", sync_request())
     app.close()
     assert_fault(answer, "SCE909", "Server")

@@ -103,11 +103,11 @@ def test_a_gateway_without_a_signing_key_refuses_signed_modes(
     database_url: str, engine: Engine, loaded_registry: None, provider: SyncProviderEmulator
 ) -> None:
     from gateway.app import create_app
-    from gateway.serving import BackgroundServer
+    from gateway.serving import BackgroundAsgiServer
     from tests.conftest import gateway_settings
 
     app = create_app(gateway_settings(database_url), engine=engine)
-    with BackgroundServer(app) as server:
+    with BackgroundAsgiServer(app) as server:
         answer = post(f"{server.url}/bip-sync/", sync_request(service_id="GatewaySignedService"))
     app.close()
     assert_fault(answer, "SCE909", "Server")

@@ -1,5 +1,6 @@
 """The synchronous channel's use case: authenticate, authorise, route, journal, call the provider.
 
+A coroutine on the serving process's event loop: the exchange awaits its provider, holding no thread.
 The journal's REQUEST row (state ON_DELIVERY) is durable before the provider is called: if it cannot be written the
 provider is not called and the caller gets SCE909, so a retrying caller never runs a service that left no trace.
 The outcome rows (the REQUEST's final state and the RESPONSE) follow when the exchange ends.
@@ -33,7 +34,7 @@ SYNC_CALL_MODE = 1
 class ProviderCaller(Protocol):
     """Delivers a sync request to a delivery point and returns the provider's answer."""
 
-    def call(
+    async def call(
         self,
         point: DeliveryPointView,
         request: SyncRequest,
@@ -147,7 +148,7 @@ class SyncChannel:
         self._signatures = signatures
         self._can_sign = can_sign
 
-    def send_message(
+    async def send_message(
         self, request: SyncRequest, exchange: SyncExchange, deadline: float, protection: ReceivedProtection
     ) -> SyncResponse:
         """Check the sender, its rights and (where the service demands it) its transport signature, forward to
@@ -167,7 +168,7 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         policy = service_policy(service.security_mode)
         if policy.caller_signs:
-            caller_certificate = self._signatures.check(
+            caller_certificate = await self._signatures.check_async(
                 snapshot, sender, request.message_id, protection, policy, service.revocation_fail_open
             )
             exchange.caller_signed_gost = is_gost(caller_certificate)
@@ -190,8 +191,8 @@ class SyncChannel:
                             point.id, owner.sender_id)
         release = self._provider.admit(point)  # before forwarding: a point at its limit is a REJECTED refusal
         try:
-            self._journal_forwarding(exchange)
-            response = self._provider.call(point, request, exchange.session_id, deadline, provider_certificate)
+            await self._journal_forwarding(exchange)
+            response = await self._provider.call(point, request, exchange.session_id, deadline, provider_certificate)
         except GatewayError as exc:
             if exc.error in (ErrorCode.PROVIDER_FAULT, ErrorCode.PROVIDER_RESPONSE_INVALID):
                 exchange.answered_at = _now()
@@ -202,11 +203,11 @@ class SyncChannel:
         exchange.response = response
         return response
 
-    def _journal_forwarding(self, exchange: SyncExchange) -> None:
+    async def _journal_forwarding(self, exchange: SyncExchange) -> None:
         """Make the REQUEST row durable before the provider is called, or refuse to call it."""
         exchange.forwarded_at = _now()
         try:
-            self._journal.write([exchange.forwarding_record()])
+            await self._journal.write_async([exchange.forwarding_record()])
         except Exception as exc:
             exchange.forwarded_at = None
             raise GatewayError(ErrorCode.INTERNAL_ERROR, "journal unavailable; the request was not forwarded") from exc

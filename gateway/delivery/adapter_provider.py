@@ -1,8 +1,10 @@
 """Synchronous calls to delivery points: SOAP providers, or back-office adapters in their place."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -18,19 +20,25 @@ from registry.snapshot import DeliveryPointView
 
 class DeliveryPointCaller:
     """Calls a delivery point's SOAP provider, or its adapter when the point names one, behind the process's
-    bulkhead (``maxConcurrentCalls`` per point, threads minus the reserved ones in all)."""
+    bulkhead (``maxConcurrentCalls`` per point, ``GATEWAY_MAX_PROVIDER_CALLS`` in all).
 
-    def __init__(self, soap: SoapProviderCaller, adapters: AdapterPool, bulkhead: Bulkhead) -> None:
+    A SOAP provider is awaited on the loop; an adapter (blocking code that calls its back office) runs on
+    ``adapter_threads``, so an adapter call holds one of those threads and never the loop."""
+
+    def __init__(
+        self, soap: SoapProviderCaller, adapters: AdapterPool, bulkhead: Bulkhead, adapter_threads: ThreadPoolExecutor
+    ) -> None:
         self._soap = soap
         self._adapters = adapters
         self.bulkhead = bulkhead
+        self._adapter_threads = adapter_threads
 
     def admit(self, point: DeliveryPointView) -> Callable[[], None]:
         """Take one of ``point``'s slots before anything is sent, or raise ``SCE027`` at once; call the returned
         function when the call is over."""
         return self.bulkhead.admit(point)
 
-    def call(
+    async def call(
         self,
         point: DeliveryPointView,
         request: SyncRequest,
@@ -41,10 +49,14 @@ class DeliveryPointCaller:
         """The provider's answer; an adapter's answer is final or, when its backend is still working, says so
         in its status (a synchronous caller asks again; only the asynchronous channel polls for it)."""
         if point.adapter_name is None:
-            return self._soap.call(point, request, session_id, deadline, recipient)
+            return await self._soap.call(point, request, session_id, deadline, recipient)
         adapter = self._adapters.adapter_for(point)
+        payload = adapter_payload(request.data, adapter)
         # A caller that sends the same messageId again (after a timeout, say) finds what its first call created.
-        answer = adapter.handle(adapter_payload(request.data, adapter), deadline, request_key=f"{request.sender_id}:{request.message_id}")
+        key = f"{request.sender_id}:{request.message_id}"
+        answer = await asyncio.get_running_loop().run_in_executor(
+            self._adapter_threads, lambda: adapter.handle(payload, deadline, request_key=key)
+        )
         return SyncResponse(
             message_id=str(uuid.uuid4()),
             correlation_id=request.message_id,

@@ -1,14 +1,12 @@
 """Bulkheads: at most ``maxConcurrentCalls`` calls in flight to one delivery point from this process, and at
-most ``GATEWAY_THREADS - GATEWAY_RESERVED_THREADS`` provider calls in flight in all.
+most ``GATEWAY_MAX_PROVIDER_CALLS`` provider calls in flight in all.
 
-A provider that takes its time holds the threads calling it; without a cap, enough callers of one slow provider
-take every thread of the process and starve every other service (measured: 100 callers of a 2 s provider made a
-fast service's median 10.6 s, and ``/health`` over 5 s). A call over its point's cap is refused at once
-(``SCE027``), one over the process's cap too (``SCE028``), instead of waiting for a slot: the caller learns in
-milliseconds, and the reserved threads stay free for ``/health``, ``/metrics``, the contract documents and the
-short requests (refusals, asynchronous ones) that free their thread at once. Provider calls are what hold
-threads for long, so they are what is counted. The counts are per process: with N gateway workers a point sees
-at most N x ``maxConcurrentCalls`` calls.
+A provider call awaited on the event loop holds no thread, but it holds a connection, a parsed request and a
+caller; without a cap, one slow provider's callers would pile up without bound. A call over its point's cap is
+refused at once (``SCE027``), one over the process's cap too (``SCE028``), instead of waiting for a slot: the
+caller learns in milliseconds. The counts are per process: with N gateway workers a point sees at most
+N x ``maxConcurrentCalls`` calls. The counters are taken and given back on the loop's thread and by the delivery
+worker's threads alike, hence the lock (held for a few instructions, never across a wait).
 """
 from __future__ import annotations
 
@@ -17,11 +15,6 @@ from collections.abc import Callable
 
 from gateway.errors import ErrorCode, GatewayError
 from registry.snapshot import DeliveryPointView
-
-
-def provider_call_limit(threads: int, reserved_threads: int) -> int:
-    """Provider calls one process makes at once: its threads but the reserved ones, and at least one."""
-    return max(1, threads - reserved_threads)
 
 
 class Bulkhead:
@@ -71,7 +64,7 @@ class Bulkhead:
             if self._total >= self.total_limit:
                 return GatewayError(ErrorCode.GATEWAY_BUSY, (
                     f"this gateway process already has {self.total_limit} provider calls in progress "
-                    "(GATEWAY_THREADS minus GATEWAY_RESERVED_THREADS); try again later"))
+                    "(GATEWAY_MAX_PROVIDER_CALLS); try again later"))
             self._in_flight[point_id] = taken + 1
             self._total += 1
             return None

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.security.encryption import open_envelope, protect
 from gateway.security.keys import GatewayKeys
@@ -18,11 +18,11 @@ from registry.snapshot import DeliveryPointView
 class SoapProviderCaller:
     """Forwards sync requests to SOAP delivery points."""
 
-    def __init__(self, client: HttpClient, keys: GatewayKeys) -> None:
+    def __init__(self, client: AsyncHttpClient, keys: GatewayKeys) -> None:
         self._client = client
         self._keys = keys
 
-    def call(
+    async def call(
         self,
         point: DeliveryPointView,
         request: SyncRequest,
@@ -34,7 +34,7 @@ class SoapProviderCaller:
         catalogue error that describes any failure."""
         signer = self._keys.for_gost(point.wants_gost) if delivery_policy(point.security_mode).gateway_signs else None
         body = build_envelope(build_send_message(request, session_id), protect(signer, recipient))
-        answer = self._client.post(point.url, body, deadline)
+        answer = await self._client.post(point.url, body, deadline)
         try:
             envelope = open_envelope(parse_envelope(answer.body), self._keys.decryption_keys).envelope
         except GatewayError as exc:

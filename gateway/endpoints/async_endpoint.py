@@ -1,6 +1,7 @@
 """The IAsyncChannel front door: dispatch on the Body's operation element, answer or fault, journal refusals."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 failures = FailureLog(log)
 
 class AsyncEndpoint:
-    """Handles one POSTed envelope on the asynchronous channel."""
+    """Handles one POSTed envelope on the asynchronous channel. Its work is the database's (store a message,
+    read a status, hand out messages) on blocking drivers, so it runs on the loop's executor threads."""
 
     def __init__(self, channel: AsyncChannel, journal: LoggingJournal, keys: GatewayKeys, metrics: GatewayMetrics) -> None:
         self._channel = channel
@@ -33,8 +35,17 @@ class AsyncEndpoint:
         self._keys = keys
         self._metrics = metrics
 
-    def handle(self, body: bytes) -> tuple[int, bytes]:
+    async def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
+        return await asyncio.to_thread(self._handle, body)
+
+    async def reject(self, error: GatewayError) -> tuple[int, bytes]:
+        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
+        return await asyncio.to_thread(
+            self._refuse, wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None, time.monotonic()
+        )
+
+    def _handle(self, body: bytes) -> tuple[int, bytes]:
         session_id, received_at, started = new_session_id(), datetime.now(UTC), time.monotonic()
         operation = wire.SEND_MESSAGE
         info: wire.MessageInfo | None = None
@@ -67,10 +78,6 @@ class AsyncEndpoint:
         except Exception as exc:
             failures.failed(exc, "async call %s failed", session_id)
             return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info, started)
-
-    def reject(self, error: GatewayError) -> tuple[int, bytes]:
-        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
-        return self._refuse(wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None, time.monotonic())
 
     def _refuse(
         self, operation: str, error: GatewayError, session_id: str, received_at: datetime, info: wire.MessageInfo | None,

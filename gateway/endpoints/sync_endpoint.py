@@ -48,7 +48,7 @@ class SyncEndpoint:
         self._metrics = metrics
         self._prefers_gost = prefers_gost
 
-    def handle(self, body: bytes) -> tuple[int, bytes]:
+    async def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
         exchange = SyncExchange(session_id=new_session_id())
         deadline = exchange.started + self._budget
@@ -59,7 +59,7 @@ class SyncEndpoint:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{envelope.payload_qname} is not served here")
             request = read_send_message(envelope.payload)
             protection = ReceivedProtection(opened.encrypted, lambda registered: verify_envelope(opened.signed_root, registered))
-            response = self._channel.send_message(request, exchange, deadline, protection)
+            response = await self._channel.send_message(request, exchange, deadline, protection)
             gost = self._prefers_gost if exchange.caller_signed_gost is None else exchange.caller_signed_gost
             signer = protect(self._keys.for_gost(gost), exchange.answer_recipient) if exchange.sign_answer else None
             answer = build_envelope(build_send_message_response(response, exchange.session_id), signer)
@@ -73,19 +73,19 @@ class SyncEndpoint:
             failures.failed(exc, "sync exchange %s failed", exchange.session_id)
             exchange.error = GatewayError(ErrorCode.INTERNAL_ERROR)
             status, answer = 500, self._fault(exchange.error, exchange.session_id)
-        return self._journalled(exchange, status, answer)
+        return await self._journalled(exchange, status, answer)
 
-    def reject(self, error: GatewayError) -> tuple[int, bytes]:
+    async def reject(self, error: GatewayError) -> tuple[int, bytes]:
         """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
         exchange = SyncExchange(session_id=new_session_id(), error=error)
-        return self._journalled(exchange, 500, self._fault(error, exchange.session_id))
+        return await self._journalled(exchange, 500, self._fault(error, exchange.session_id))
 
-    def _journalled(self, exchange: SyncExchange, status: int, answer: bytes) -> tuple[int, bytes]:
+    async def _journalled(self, exchange: SyncExchange, status: int, answer: bytes) -> tuple[int, bytes]:
         # Nothing leaves the gateway unjournalled: if the journal cannot be written, the caller gets a fault.
         records = exchange.journal_records(datetime.now(UTC))
         outcome = records[0].error_code or records[0].state
         try:
-            self._journal.write(records)
+            await self._journal.write_async(records)
         except Exception as exc:
             if exchange.error is None or exchange.error.error is not ErrorCode.INTERNAL_ERROR:  # else logged already
                 failures.failed(exc, "journal write failed for sync exchange %s", exchange.session_id)

@@ -55,6 +55,10 @@ class CrlStore:
                     self._reload()
         return self._crl_of_authority.get(issuer)
 
+    def due(self) -> bool:
+        """Whether the next :meth:`crl_of` loads the CRLs (from files or over the network) before it answers."""
+        return self._stale()
+
     def freshness(self) -> dict[str, datetime | None]:
         """Each source and its CRL's ``nextUpdate`` (None when it never loaded), for health reports. A CRL that
         lists no certificate is loaded all the same (an empty CRL is falsy: compare with None)."""

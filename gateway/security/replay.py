@@ -67,6 +67,17 @@ class _Upsert:
         return {row[0] for row in connection.exec_driver_sql(self._statements[len(digests)], tuple(parameters))}
 
 
+def _digest(signature_value: bytes, sender_id: str, message_id: str | None) -> str:
+    if message_id is not None:
+        return "msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60]
+    return "sig:" + hashlib.sha256(signature_value).hexdigest()[:60]
+
+
+def _refuse_replay(check: _Check) -> None:
+    if check.replayed:
+        raise GatewayError(ErrorCode.REPLAYED_MESSAGE, "this signature, or this messageId of the sender, was seen before")
+
+
 class ReplayGuard:
     """Remembers what was seen for ``window_seconds``."""
 
@@ -83,14 +94,15 @@ class ReplayGuard:
     def check(self, signature_value: bytes, sender_id: str, message_id: str | None) -> None:
         """Record this signed message; raise REPLAYED_MESSAGE when its sender's messageId (without one: its
         signature value) was seen. Raises the database's error when the record could not be written."""
-        if message_id is not None:
-            digest = "msg:" + hashlib.sha256(f"{sender_id}\x00{message_id}".encode()).hexdigest()[:60]
-        else:
-            digest = "sig:" + hashlib.sha256(signature_value).hexdigest()[:60]
-        check = _Check(digest)
+        check = _Check(_digest(signature_value, sender_id, message_id))
         self._batches.submit(check)  # returns once the batch holding it committed; raises if it failed
-        if check.replayed:
-            raise GatewayError(ErrorCode.REPLAYED_MESSAGE, "this signature, or this messageId of the sender, was seen before")
+        _refuse_replay(check)
+
+    async def check_async(self, signature_value: bytes, sender_id: str, message_id: str | None) -> None:
+        """:meth:`check` for a coroutine: the loop goes on while the process's writer records it."""
+        check = _Check(_digest(signature_value, sender_id, message_id))
+        await self._batches.submit_async(check)
+        _refuse_replay(check)
 
     def _write_batch(self, connection: Connection, checks: list[_Check]) -> None:
         """Record a batch of checks in the caller's transaction and set each one's ``replayed``."""

@@ -106,6 +106,10 @@ class TrustStore:
             at = f" on {status.revoked_at:%Y-%m-%d %H:%M:%S}Z" if status.revoked_at else ""
             raise _not_current(f"certificate {certificate.serial_number:x} is revoked{at} ({status.source})")
 
+    def answers_from_memory(self) -> bool:
+        """Whether :meth:`check` answers now without any I/O: CRLs only, and none due for a refresh."""
+        return self.policy is RevocationPolicy.CRL and not self.crls.due()
+
     def chain(self, certificate: x509.Certificate, at: datetime | None = None) -> list[x509.Certificate]:
         """The certificates above ``certificate`` up to a trusted anchor, its issuer first, each current at ``at``
         (now by default); remembered once checked for the current time."""

@@ -1,0 +1,98 @@
+"""Outbound HTTP on the event loop (aiohttp): a pool of keep-alive connections per delivery point's origin, each
+call bounded by the time left in its exchange budget, failures named as the catalogue names them.
+
+A session (and its connector, i.e. its pool) is made per origin the first time it is called, on the loop that
+calls it: one provider's full pool or dead host never takes another provider's connections. A POST is never
+retried here (aiohttp retries nothing but a reused connection found closed before anything was sent): whether a
+provider ran a request twice is for the journal to prevent, not for a transport to guess.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+
+import aiohttp
+from yarl import URL
+
+from gateway.errors import ErrorCode, GatewayError
+from gateway.outbound.http_client import SOAP_HEADERS, HttpAnswer, connection_failure
+
+_READ_CHUNK = 64 * 1024
+# aiohttp's own additions (User-Agent, Accept-Encoding) go; a provider sees the headers the gateway chose.
+_SKIPPED_AUTO_HEADERS = ("User-Agent", "Accept-Encoding")
+
+
+class AsyncHttpClient:
+    """Pooled keep-alive connections per origin, used from one event loop; ``tls`` verifies HTTPS providers (the
+    system's trust store by default)."""
+
+    def __init__(self, connect_timeout: float, max_response_bytes: int, tls: ssl.SSLContext | None = None) -> None:
+        self._connect_timeout = connect_timeout
+        self._max_response_bytes = max_response_bytes
+        self._tls = tls if tls is not None else ssl.create_default_context()
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    async def post(self, url: str, body: bytes, deadline: float) -> HttpAnswer:
+        """POST the SOAP envelope ``body`` to ``url`` (see :meth:`request`)."""
+        return await self.request("POST", url, body, SOAP_HEADERS, deadline)
+
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float
+    ) -> HttpAnswer:
+        """Send one request; finish before ``deadline`` (a ``time.monotonic()`` value) or raise PROVIDER_TIMEOUT;
+        a connection that cannot be made (or breaks before the whole answer came) raises PROVIDER_UNREACHABLE; an
+        answer over the size limit raises PROVIDER_RESPONSE_INVALID."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left in the exchange budget")
+        target = URL(url, encoded=True)
+        session = self._sessions.get(target.origin().human_repr()) or self._session(target)
+        timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=min(self._connect_timeout, remaining))
+        try:
+            async with session.request(
+                method, target, data=body, headers=headers, timeout=timeout, allow_redirects=False,
+                auto_decompress=False, skip_auto_headers=_SKIPPED_AUTO_HEADERS,
+            ) as response:
+                content = await self._read(response)
+                return HttpAnswer(status=response.status, body=content, headers=dict(response.headers))
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: timed out connecting") from exc
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, f"{url}: timed out, no answer in {remaining:.1f} s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {connection_failure(exc.os_error)}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError) as exc:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: connection closed without a complete answer") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{url}: {connection_failure(exc)}") from exc
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        declared = response.content_length
+        if declared is not None and declared > self._max_response_bytes:
+            raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"answer larger than {self._max_response_bytes} bytes")
+        if declared is not None:
+            return await response.content.readexactly(declared) if declared else b""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"answer larger than {self._max_response_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _session(self, target: URL) -> aiohttp.ClientSession:
+        # No connection cap of its own: the bulkhead (maxConcurrentCalls per point) is the one limit, and a second,
+        # hidden queue here would spend callers' budgets waiting for a connection.
+        connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if target.scheme == "https" else False, keepalive_timeout=30)
+        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
+        self._sessions[target.origin().human_repr()] = session
+        return session
+
+    async def close(self) -> None:
+        """Close every pool (on the loop that used them)."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
