@@ -47,7 +47,7 @@ organisations:
   - {{bin: "990140000011", name: Bench provider org, shortName: P}}
   - {{bin: "{caller_bin}", name: Bench consumer org, shortName: C}}
 deliveryPoints:
-  - {{id: 1, url: "http://127.0.0.1:{provider_port}/provider", callMode: 1, securityMode: {point_mode}}}
+  - {{id: 1, url: "http://127.0.0.1:{provider_port}/provider", callMode: 1, securityMode: {point_mode}, maxConcurrentCalls: 1000}}
 informationSystems:
   - {{senderId: provider, organisation: "990140000011", shortName: P, name: Provider}}
   - {{senderId: bench, organisation: "{caller_bin}", shortName: B, name: Bench client, password: bench-password}}

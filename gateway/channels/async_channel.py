@@ -2,6 +2,7 @@
 recipients, record delivery notifications. Free of SOAP details."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,7 +78,7 @@ class AsyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is a synchronous service")
         return service
 
-    def send_message(
+    async def send_message(
         self,
         info: MessageInfo,
         data: etree._Element,
@@ -86,7 +87,9 @@ class AsyncChannel:
         protection: ReceivedProtection,
     ) -> Accepted:
         """Accept a message: check sender, its signature where the service demands one, access and chain, and
-        store it durably with its journal row. ``accepted.signed`` says whether the answer is to be signed."""
+        store it durably with its journal row. ``accepted.signed`` says whether the answer is to be signed. A
+        coroutine: the database's work is awaited (the commit by the process's writer, a chain's lookup on the
+        loop's executor)."""
         snapshot = self._registry.current()
         sender_id = self._authenticate(snapshot, Credentials(info.sender_id, info.password))
         service = self._async_service(snapshot, info.service_id)
@@ -97,7 +100,7 @@ class AsyncChannel:
         caller_gost = False
         if policy.caller_signs:
             sender = snapshot.senders[sender_id]
-            caller_certificate = self._signatures.check(
+            caller_certificate = await self._signatures.check(
                 snapshot, sender, None, protection, policy, service.revocation_fail_open
             )
             caller_gost = is_gost(caller_certificate)
@@ -114,7 +117,7 @@ class AsyncChannel:
         else:
             if info.correlation_id is None:
                 raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"a {info.message_type} must name its chain in correlationId")
-            opening = self._store.chain_request(info.correlation_id)
+            opening = await asyncio.to_thread(self._store.chain_request, info.correlation_id)
             if opening is None or opening.service_id != service.key:
                 raise GatewayError(ErrorCode.UNKNOWN_CHAIN, f"no chain {info.correlation_id!r} of service {service.key}")
             if sender_id != opening.recipient_id:
@@ -139,7 +142,7 @@ class AsyncChannel:
             session_id=session_id,
         )
         record = journal_record(message, ON_DELIVERY, received_at=received_at)
-        self._store.accept(Acceptance(message=message, journal=record, push_point_id=point_id))
+        await self._store.accept_async(Acceptance(message=message, journal=record, push_point_id=point_id))
         return Accepted(
             message_id, correlation_id, signed=policy.gateway_signs_answer,
             answer_recipient=recipient_certificate, caller_signed_gost=caller_gost,

@@ -168,7 +168,7 @@ class SyncChannel:
             raise GatewayError(ErrorCode.SERVICE_NOT_ON_CHANNEL, f"{service.key} is an asynchronous service")
         policy = service_policy(service.security_mode)
         if policy.caller_signs:
-            caller_certificate = await self._signatures.check_async(
+            caller_certificate = await self._signatures.check(
                 snapshot, sender, request.message_id, protection, policy, service.revocation_fail_open
             )
             exchange.caller_signed_gost = is_gost(caller_certificate)

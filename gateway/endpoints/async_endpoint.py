@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 failures = FailureLog(log)
 
 class AsyncEndpoint:
-    """Handles one POSTed envelope on the asynchronous channel. Its work is the database's (store a message,
-    read a status, hand out messages) on blocking drivers, so it runs on the loop's executor threads."""
+    """Handles one POSTed envelope on the asynchronous channel. ``sendMessage`` runs on the loop, its message and
+    journal row committed by the process's writer while it awaits; the queries (a status, ``getMessages``, a
+    delivery notification) read and change rows on blocking drivers, so they run on the loop's executor."""
 
     def __init__(self, channel: AsyncChannel, journal: LoggingJournal, keys: GatewayKeys, metrics: GatewayMetrics) -> None:
         self._channel = channel
@@ -37,15 +38,6 @@ class AsyncEndpoint:
 
     async def handle(self, body: bytes) -> tuple[int, bytes]:
         """Process ``body``; returns the HTTP status and the response envelope."""
-        return await asyncio.to_thread(self._handle, body)
-
-    async def reject(self, error: GatewayError) -> tuple[int, bytes]:
-        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
-        return await asyncio.to_thread(
-            self._refuse, wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None, time.monotonic()
-        )
-
-    def _handle(self, body: bytes) -> tuple[int, bytes]:
         session_id, received_at, started = new_session_id(), datetime.now(UTC), time.monotonic()
         operation = wire.SEND_MESSAGE
         info: wire.MessageInfo | None = None
@@ -56,7 +48,7 @@ class AsyncEndpoint:
             if operation == wire.SEND_MESSAGE:
                 info, data = wire.read_send_message(envelope.payload)
                 protection = ReceivedProtection(opened.encrypted, lambda registered: verify_envelope(opened.signed_root, registered))
-                accepted = self._channel.send_message(info, data, session_id, received_at, protection)
+                accepted = await self._channel.send_message(info, data, session_id, received_at, protection)
                 answer = wire.build_send_message_response(
                     accepted.message_id, accepted.correlation_id, format_datetime(datetime.now(UTC)), session_id
                 )
@@ -65,21 +57,26 @@ class AsyncEndpoint:
                 self._metrics.exchange("ASYNC", info.service_id, "ACCEPTED", time.monotonic() - started)
                 return 200, envelope_out
             elif operation == wire.GET_MESSAGE_STATUS:
-                answer = self._message_status(wire.read_get_message_status(envelope.payload), session_id)
+                answer = await asyncio.to_thread(self._message_status, wire.read_get_message_status(envelope.payload), session_id)
             elif operation == wire.GET_MESSAGES:
-                answer = self._get_messages(wire.read_get_messages(envelope.payload), session_id)
+                answer = await asyncio.to_thread(self._get_messages, wire.read_get_messages(envelope.payload), session_id)
             elif operation == wire.SEND_DELIVERY_NOTIFICATION:
-                answer = self._delivery_notification(wire.read_send_delivery_notification(envelope.payload), session_id)
+                notification = wire.read_send_delivery_notification(envelope.payload)
+                answer = await asyncio.to_thread(self._delivery_notification, notification, session_id)
             else:
                 raise GatewayError(ErrorCode.UNSUPPORTED_OPERATION, f"{operation} is not served here")
             return 200, build_envelope(answer)
         except GatewayError as exc:
-            return self._refuse(operation, exc, session_id, received_at, info, started)
+            return await self._refuse(operation, exc, session_id, received_at, info, started)
         except Exception as exc:
             failures.failed(exc, "async call %s failed", session_id)
-            return self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info, started)
+            return await self._refuse(operation, GatewayError(ErrorCode.INTERNAL_ERROR), session_id, received_at, info, started)
 
-    def _refuse(
+    async def reject(self, error: GatewayError) -> tuple[int, bytes]:
+        """Refuse a request before reading it (e.g. too large), journalled like any other refusal."""
+        return await self._refuse(wire.SEND_MESSAGE, error, new_session_id(), datetime.now(UTC), None, time.monotonic())
+
+    async def _refuse(
         self, operation: str, error: GatewayError, session_id: str, received_at: datetime, info: wire.MessageInfo | None,
         started: float,
     ) -> tuple[int, bytes]:
@@ -95,7 +92,7 @@ class AsyncEndpoint:
             error_code=error.error.code,
         )
         try:
-            self._journal.write([record])
+            await self._journal.write_async([record])
         except Exception as exc:
             if error.error is not ErrorCode.INTERNAL_ERROR:  # else the failure was logged already: one line a request
                 failures.failed(exc, "journal write failed for async call %s", session_id)

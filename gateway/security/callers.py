@@ -41,7 +41,7 @@ class CallerSignatures:
         self._trust = trust
         self._clock = clock
 
-    def check(
+    async def check(
         self,
         snapshot: RegistrySnapshot,
         sender: SenderView,
@@ -51,25 +51,12 @@ class CallerSignatures:
         revocation_fail_open: bool = False,
     ) -> x509.Certificate:
         """Raise the catalogue error for the first thing wrong with the caller's protection; return the
-        certificate the caller signed with."""
-        signature = self._verified(snapshot, sender, protection, policy)
-        if self._trust is not None:
-            self._trust.check(signature.certificate, revocation_fail_open)
-        self._replay.check(signature.signature_value, sender.sender_id, message_id)
-        return signature.certificate
-
-    async def check_async(
-        self,
-        snapshot: RegistrySnapshot,
-        sender: SenderView,
-        message_id: str | None,
-        protection: ReceivedProtection,
-        policy: ServicePolicy,
-        revocation_fail_open: bool = False,
-    ) -> x509.Certificate:
-        """:meth:`check` on the event loop: the signature is verified on it (CPU only); a revocation check that
-        needs the network and the replay record are awaited without holding it."""
-        signature = self._verified(snapshot, sender, protection, policy)
+        certificate the caller signed with. On the event loop: the signature is verified on it (CPU only); a
+        revocation check that needs the network, and the replay record, are awaited without holding it."""
+        if policy.caller_encrypts and not protection.encrypted:
+            raise GatewayError(ErrorCode.MESSAGE_NOT_ENCRYPTED, "the service is in security mode 3")
+        signature = protection.verify(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
+        check_signer(signature.certificate, sender.organisation_bin, self._clock())
         if self._trust is not None:
             if self._trust.answers_from_memory():
                 self._trust.check(signature.certificate, revocation_fail_open)
@@ -77,15 +64,6 @@ class CallerSignatures:
                 await asyncio.to_thread(self._trust.check, signature.certificate, revocation_fail_open)
         await self._replay.check_async(signature.signature_value, sender.sender_id, message_id)
         return signature.certificate
-
-    def _verified(
-        self, snapshot: RegistrySnapshot, sender: SenderView, protection: ReceivedProtection, policy: ServicePolicy
-    ) -> VerifiedSignature:
-        if policy.caller_encrypts and not protection.encrypted:
-            raise GatewayError(ErrorCode.MESSAGE_NOT_ENCRYPTED, "the service is in security mode 3")
-        signature = protection.verify(lambda issuer, serial: snapshot.certificates.get((issuer, serial)))
-        check_signer(signature.certificate, sender.organisation_bin, self._clock())
-        return signature
 
 
 def answer_recipient(sender: SenderView, signer_certificate: x509.Certificate) -> x509.Certificate | None:

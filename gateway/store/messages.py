@@ -119,6 +119,10 @@ class MessageStore:
         committed. Concurrent acceptances share transactions."""
         self._accepts.submit(acceptance)
 
+    async def accept_async(self, acceptance: Acceptance) -> None:
+        """:meth:`accept` for a coroutine: the loop goes on while the process's writer commits."""
+        await self._accepts.submit_async(acceptance)
+
     def _write_acceptances(self, connection: Connection, acceptances: list[Acceptance]) -> None:
         self._messages.execute(connection, [a.message for a in acceptances])
         tasks = [
