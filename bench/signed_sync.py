@@ -165,7 +165,7 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=60)
     print(f"signed vs unsigned SendMessage: {args.passes} passes x {args.requests} requests per variant, {args.concurrency} "
-          f"client threads, gateway 2 workers x 8 threads, SQLite, {os.cpu_count()} cores (median pass)")
+          f"client threads, gateway 2 worker processes, SQLite, {os.cpu_count()} cores (median pass)")
     print(f"{'':10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'gateway CPU ms/msg':>21}{'over unsigned':>15}   passes")
     base = statistics.median(variants[0].cpu_ms)
     for variant in variants:

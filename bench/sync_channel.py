@@ -207,7 +207,7 @@ def report(args: argparse.Namespace, direct_runs: list[Run], provider_cpu: list[
            references: list[Gateway]) -> None:
     backend = (args.database_url or "sqlite").split(":", 1)[0]
     print(f"sync channel benchmark: {args.passes} passes x {args.requests} requests per path, {args.concurrency} client "
-          f"threads, gateway {args.workers} workers x {args.threads} threads, database {backend}, {os.cpu_count()} cores")
+          f"threads, gateway {args.workers} worker processes, database {backend}, {os.cpu_count()} cores")
     print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'CPU ms/msg':>12}   (median pass)")
     direct = median_run(direct_runs)
     provider_ms = statistics.median(provider_cpu)
