@@ -3,6 +3,7 @@ channels, their endpoints, keys and trust, the journal, health and metrics."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -50,7 +51,8 @@ def create_app(
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
-    provider_http = AsyncHttpClient(settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)
+    provider_tls = ssl.create_default_context(cafile=str(settings.provider_ca_file) if settings.provider_ca_file else None)
+    provider_http = AsyncHttpClient(settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_tls)
     adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
     blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="blocking")
     keys = load_keys(settings)

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     breaker_probe_seconds: float = Field(
         default=0.0, ge=0, description="half-open probe of a switched-off point after this long (0: administrator only)"
     )
+    provider_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that synchronous providers' HTTPS certificates are verified against; "
+        "default: the system's trust store",
+    )
     http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
     admin_host: str = Field(default="127.0.0.1", description="where the admin API listens (loopback unless configured)")
     admin_port: int = Field(default=8081, description="the admin API's port")

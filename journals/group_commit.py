@@ -23,6 +23,7 @@ of the database itself (unreachable, locked) fails every item in it at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -44,16 +45,17 @@ class _Pending(Generic[Item]):
     lead: bool = False
     error: BaseException | None = None
     connection: Connection | None = None  # handed over with the lead
-    settle: Callable[[BaseException | None], None] | None = None  # a coroutine's: settles its future on its loop
+    future: asyncio.Future[None] | None = None  # a coroutine's, settled on its loop once committed
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():  # its awaiter was cancelled (the client went away); the item was committed all the same
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle(settled: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, error in settled:
+        if future.done():  # its awaiter was cancelled (the client went away); the item was committed all the same
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 class GroupCommit(Generic[Item]):
@@ -84,9 +86,8 @@ class GroupCommit(Generic[Item]):
     async def submit_async(self, item: Item) -> None:
         """Commit ``item`` (possibly with others' items) without blocking the running loop; raise if its
         transaction failed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        mine = _Pending(item, settle=lambda error: loop.call_soon_threadsafe(_settle, future, error))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mine = _Pending(item, future=future)
         with self._lock:
             self._waiting.append(mine)
             lead = not self._committing
@@ -108,11 +109,19 @@ class GroupCommit(Generic[Item]):
             self._lead(leads.get())
 
     @staticmethod
-    def _wake(pending: _Pending[Item]) -> None:
-        if pending.settle is not None:
-            pending.settle(pending.error)
-        else:
-            pending.wake.set()
+    def _wake(batch: list[_Pending[Item]]) -> None:
+        """Wake a batch's threads, and settle its coroutines' futures with one call per loop (each call from
+        another thread wakes that loop once)."""
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+        for pending in batch:
+            if pending.future is None:
+                pending.wake.set()
+            else:
+                settled.setdefault(pending.future.get_loop(), []).append((pending.future, pending.error))
+        for loop, futures in settled.items():
+            # A loop closed meanwhile has nobody left awaiting; the writer thread must go on for the others.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, futures)
 
     def _lead(self, mine: _Pending[Item]) -> None:
         """Commit batches until ``mine`` is committed, then hand leadership (and the connection) to the next
@@ -138,7 +147,7 @@ class GroupCommit(Generic[Item]):
                     pending.error = error
             for pending in batch:
                 pending.committed = True
-                self._wake(pending)
+            self._wake(batch)
         with self._lock:
             successor = self._waiting[0] if self._waiting else None
             self._committing = successor is not None
@@ -148,7 +157,7 @@ class GroupCommit(Generic[Item]):
             return
         successor.connection = connection
         successor.lead = True
-        if successor.settle is not None:  # a coroutine never leads: the writer thread leads for it
+        if successor.future is not None:  # a coroutine never leads: the writer thread leads for it
             self._writer().put(successor)
         else:
             successor.wake.set()
