@@ -84,25 +84,19 @@ class ScriptedServer:
         self._listener.close()
 
 
-def call(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None, body: bytes = b"<x/>") -> HttpAnswer:
-    async def run() -> HttpAnswer:
-        client = AsyncHttpClient(connect_timeout=2.0, max_response_bytes=MAX_RESPONSE_BYTES, tls=tls)
-        try:
-            return await client.post(url, body, time.monotonic() + budget)
-        finally:
-            await client.close()
-    return asyncio.run(run())
-
-
-def calls(url: str, count: int) -> list[HttpAnswer]:
+def calls(url: str, count: int, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> list[HttpAnswer]:
     """``count`` calls one after another through one client (one pool)."""
     async def run() -> list[HttpAnswer]:
-        client = AsyncHttpClient(connect_timeout=2.0, max_response_bytes=MAX_RESPONSE_BYTES)
+        client = AsyncHttpClient(connect_timeout=2.0, max_response_bytes=MAX_RESPONSE_BYTES, tls=tls)
         try:
-            return [await client.post(url, b"<x/>", time.monotonic() + 5.0) for _ in range(count)]
+            return [await client.post(url, b"<x/>", time.monotonic() + budget) for _ in range(count)]
         finally:
             await client.close()
     return asyncio.run(run())
+
+
+def call(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> HttpAnswer:
+    return calls(url, 1, budget, tls)[0]
 
 
 def refusal(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> GatewayError:

@@ -17,7 +17,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.outbound.http_client import SOAP_HEADERS, HttpAnswer, connection_failure
+from gateway.outbound.http_client import MAX_REMEMBERED_URLS, SOAP_HEADERS, HttpAnswer, connection_failure
 
 _READ_CHUNK = 64 * 1024
 # aiohttp's own additions (User-Agent, Accept-Encoding) go; a provider sees the headers the gateway chose.
@@ -32,7 +32,8 @@ class AsyncHttpClient:
         self._connect_timeout = connect_timeout
         self._max_response_bytes = max_response_bytes
         self._tls = tls if tls is not None else ssl.create_default_context()
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._sessions: dict[str, aiohttp.ClientSession] = {}  # by origin
+        self._targets: dict[str, tuple[aiohttp.ClientSession, URL]] = {}  # by URL, parsed once
 
     async def post(self, url: str, body: bytes, deadline: float) -> HttpAnswer:
         """POST the SOAP envelope ``body`` to ``url`` (see :meth:`request`)."""
@@ -47,8 +48,7 @@ class AsyncHttpClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left in the exchange budget")
-        target = URL(url, encoded=True)
-        session = self._sessions.get(target.origin().human_repr()) or self._session(target)
+        session, target = self._targets.get(url) or self._target(url)
         timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=min(self._connect_timeout, remaining))
         try:
             async with session.request(
@@ -83,16 +83,24 @@ class AsyncHttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _session(self, target: URL) -> aiohttp.ClientSession:
+    def _target(self, url: str) -> tuple[aiohttp.ClientSession, URL]:
+        target = URL(url, encoded=True)
+        origin = target.origin().human_repr()
+        session = self._sessions.get(origin) or self._session(origin, target.scheme)
+        if len(self._targets) < MAX_REMEMBERED_URLS:
+            self._targets[url] = (session, target)
+        return session, target
+
+    def _session(self, origin: str, scheme: str) -> aiohttp.ClientSession:
         # No connection cap of its own: the bulkhead (maxConcurrentCalls per point) is the one limit, and a second,
         # hidden queue here would spend callers' budgets waiting for a connection.
-        connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if target.scheme == "https" else False, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if scheme == "https" else False, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
-        self._sessions[target.origin().human_repr()] = session
+        self._sessions[origin] = session
         return session
 
     async def close(self) -> None:
         """Close every pool (on the loop that used them)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
+        sessions, self._sessions, self._targets = list(self._sessions.values()), {}, {}
         for session in sessions:
             await session.close()

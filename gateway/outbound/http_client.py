@@ -23,7 +23,7 @@ from urllib3.exceptions import (
 from gateway.errors import ErrorCode, GatewayError
 
 # Delivery point URLs are remembered parsed; backends' URLs with query strings vary, so the memory is bounded.
-_MAX_REMEMBERED_URLS = 1024
+MAX_REMEMBERED_URLS = 1024
 SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 
 
@@ -94,7 +94,7 @@ class HttpClient:
                     url, maxsize=self._pool_maxsize, block=False, retries=False
                 )
             target = (pool, parsed.request_uri)
-            if len(self._targets) < _MAX_REMEMBERED_URLS:
+            if len(self._targets) < MAX_REMEMBERED_URLS:
                 self._targets[url] = target
         return target
 

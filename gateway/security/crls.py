@@ -49,15 +49,11 @@ class CrlStore:
 
     def crl_of(self, issuer: x509.Certificate) -> x509.CertificateRevocationList | None:
         """``issuer``'s CRL, loading or refreshing the CRLs first when they are due."""
-        if self._stale():
+        if self.due():
             with self._lock:
-                if self._stale():
+                if self.due():
                     self._reload()
         return self._crl_of_authority.get(issuer)
-
-    def due(self) -> bool:
-        """Whether the next :meth:`crl_of` loads the CRLs (from files or over the network) before it answers."""
-        return self._stale()
 
     def freshness(self) -> dict[str, datetime | None]:
         """Each source and its CRL's ``nextUpdate`` (None when it never loaded), for health reports. A CRL that
@@ -67,7 +63,8 @@ class CrlStore:
             for source in self._sources
         }
 
-    def _stale(self) -> bool:
+    def due(self) -> bool:
+        """Whether the next :meth:`crl_of` loads the CRLs (from files or over the network) before it answers."""
         return self._loaded_at is None or time.monotonic() - self._loaded_at >= self._refresh
 
     def _reload(self) -> None:
