@@ -114,7 +114,7 @@ def measure(database_url: str, args: argparse.Namespace) -> tuple[LoadResult, Lo
     recipient_port, gateway_port, provider_port = free_port(), free_port(), free_port()
     env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(gateway_port), GATEWAY_WORKERS=str(args.workers),
                GATEWAY_THREADS=str(args.threads), GATEWAY_LOG_LEVEL="warning", GATEWAY_DELIVERY_IN_SERVE="false",
-               GATEWAY_DELIVERY_POLL_SECONDS="0.05", GATEWAY_DELIVERY_THREADS="16")
+               GATEWAY_DELIVERY_POLL_SECONDS="0.05", GATEWAY_DELIVERY_CONCURRENCY="200")
     (workdir / "registry.yaml").write_text(REGISTRY.format(recipient_port=recipient_port), encoding="utf-8")
     cli = [sys.executable, "-m", "gateway.cli"]
     subprocess.run([*cli, "registry", "load", str(workdir / "registry.yaml")], env=env, check=True, capture_output=True)
@@ -184,7 +184,7 @@ def main() -> None:
         databases.append(args.postgres)
     load = f"wrk, {args.seconds} s per phase" if args.client == "wrk" else f"python client, {args.requests} requests per phase"
     print(f"async channel benchmark: sendMessage REQUESTs, {load}, {args.concurrency} connections, "
-          f"gateway {args.workers} workers x {args.threads} threads, 1 delivery worker x 16 threads, {os.cpu_count()} cores")
+          f"gateway {args.workers} workers x {args.threads} threads, 1 delivery worker x 200 deliveries at once, {os.cpu_count()} cores")
     print(f"{'database':12}{'accepts/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'baseline/s':>12}{'delivered/s':>13}"
           f"{'undelivered':>13}   CPU ms per accept: gateway / database server")
     failed = False

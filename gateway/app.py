@@ -3,7 +3,6 @@ channels, their endpoints, keys and trust, the journal, health and metrics."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.delivery.adapter_provider import DeliveryPointCaller
 from gateway.delivery.bulkhead import Bulkhead
-from gateway.outbound.async_client import AsyncHttpClient
+from gateway.outbound.async_client import AsyncHttpClient, provider_trust
 from gateway.outbound.http_client import HttpClient
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.endpoints.admission import Capacity
@@ -51,8 +50,9 @@ def create_app(
         connect_timeout=settings.provider_connect_timeout_seconds,
         max_response_bytes=settings.max_provider_response_bytes,
     )
-    provider_tls = ssl.create_default_context(cafile=str(settings.provider_ca_file) if settings.provider_ca_file else None)
-    provider_http = AsyncHttpClient(settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_tls)
+    provider_http = AsyncHttpClient(
+        settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_trust(settings.provider_ca_file)
+    )
     adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
     blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="blocking")
     keys = load_keys(settings)

@@ -72,7 +72,7 @@ def worker() -> None:
     settings = Settings()
     engine = make_engine(settings.database_url)
     migrate(engine)
-    click.echo(f"delivery worker started ({settings.delivery_threads} threads, database {_safe_url(settings.database_url)})")
+    click.echo(f"delivery worker started ({settings.delivery_concurrency} deliveries at once, database {_safe_url(settings.database_url)})")
     run_worker_forever(settings, engine)
 
 

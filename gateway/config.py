@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     )
     get_messages_default_amount: int = Field(default=10, ge=1, description="getMessages amount when 0 or absent")
     delivery_in_serve: bool = Field(default=True, description="gateway serve also runs a delivery worker process")
-    delivery_threads: int = Field(default=8, ge=1, description="concurrent deliveries per worker process")
+    delivery_concurrency: int = Field(
+        default=200, ge=1, description="deliveries in flight per worker process (each a task on its event loop, not a thread)"
+    )
     delivery_poll_seconds: float = Field(default=0.2, gt=0, description="how often a worker looks for due deliveries")
     delivery_lease_margin_seconds: float = Field(
         default=30.0, gt=0, description="a claimed delivery's lease: the longest asyncCallTimeout plus this"

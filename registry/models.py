@@ -61,6 +61,8 @@ class DeliveryPoint(RegistryBase):
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_CONCURRENT_CALLS)
     # What the gateway signs forwarded requests and PUSHes to this point with when it holds both keys: RSA or GOST.
     signature_algorithm: Mapped[str] = mapped_column(String(8), default="RSA")
+    # PEM certificates of the CAs its HTTPS server must chain to; empty: the gateway's provider trust.
+    tls_trusted_certificates: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class InformationSystem(RegistryBase):

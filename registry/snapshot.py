@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, fields
+from functools import cached_property
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -42,6 +43,12 @@ class DeliveryPointView:
     adapter_options: dict[str, str] | None = None
     max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS  # per gateway process
     signature_algorithm: str = "RSA"  # RSA or GOST: the gateway's key for what it sends to this point
+    tls_trusted_certificates: tuple[str, ...] = ()  # PEM; empty: the gateway's provider trust
+
+    @cached_property
+    def tls_trust(self) -> str:
+        """The CAs its HTTPS server must chain to, as one PEM bundle ("" for the gateway's provider trust)."""
+        return "\n".join(self.tls_trusted_certificates)
 
     @property
     def wants_gost(self) -> bool:
@@ -152,7 +159,7 @@ def build_snapshot(engine: Engine) -> RegistrySnapshot:
             )
         view_fields = [f.name for f in fields(DeliveryPointView)]
         points = {
-            d.id: DeliveryPointView(**{name: getattr(d, name) for name in view_fields})
+            d.id: DeliveryPointView(**{name: _frozen(getattr(d, name)) for name in view_fields})
             for d in session.scalars(select(DeliveryPoint))
         }
     return RegistrySnapshot(
@@ -186,3 +193,8 @@ class RegistryCache:
             finally:
                 self._lock.release()
         return self._snapshot
+
+
+def _frozen(value: object) -> object:
+    """A column's value for a frozen view: lists (JSON columns) become tuples."""
+    return tuple(value) if isinstance(value, list) else value

@@ -239,14 +239,12 @@ def gateway_url(gateway_app: GatewayApp) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def delivery_worker(database_url: str, engine: Engine, loaded_registry: None, gateway_key: tuple[Path, Path]) -> Iterator[object]:
     """An in-process delivery worker polling fast, with short retry delays, signing with the gateway's key."""
-    from gateway.delivery.runner import build_worker, start_scheduler
+    from gateway.delivery.runner import BackgroundWorker
 
     settings = gateway_settings(
         database_url, delivery_poll_seconds=0.05, retry_base_seconds=0.05, retry_max_seconds=0.2,
         delivery_lease_margin_seconds=5.0, signing_key=gateway_key[0], signing_cert=gateway_key[1],
     )
-    worker = build_worker(settings, engine)
-    scheduler = start_scheduler(worker, settings, engine)
+    worker = BackgroundWorker(settings, engine)
     yield worker
-    scheduler.shutdown(wait=True)
     worker.close()

@@ -1,35 +1,21 @@
 """The outbound client on the loop (aiohttp) against scripted loopback servers: the answers HTTP allows (fixed
 length, chunked, ``Connection: close``, an interim 1xx answer) and the failures a provider can cause (an
-early close, slow headers, an oversized answer, a refused port, a certificate that does not verify), each
-named as the catalogue names it; and the gateway trusting an HTTPS provider through ``GATEWAY_PROVIDER_CA_FILE``."""
+early close, slow headers, an oversized answer, a refused port), each named as the catalogue names it. TLS is
+``test_provider_tls.py``'s."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from sqlalchemy import Engine
-
-from gateway.app import create_app
 from gateway.errors import ErrorCode, GatewayError
 from gateway.outbound.async_client import AsyncHttpClient
 from gateway.outbound.http_client import HttpAnswer
-from gateway.serving import BackgroundAsgiServer
-from registry.admin import RegistryAdmin
-from tests.conftest import gateway_settings
-from tests.wire import post, sync_request
 
 Answer = Callable[[socket.socket, bytes], None]
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -84,24 +70,24 @@ class ScriptedServer:
         self._listener.close()
 
 
-def calls(url: str, count: int, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> list[HttpAnswer]:
+def calls(url: str, count: int, budget: float = 5.0, tls: ssl.SSLContext | None = None, trust: str = "") -> list[HttpAnswer]:
     """``count`` calls one after another through one client (one pool)."""
     async def run() -> list[HttpAnswer]:
         client = AsyncHttpClient(connect_timeout=2.0, max_response_bytes=MAX_RESPONSE_BYTES, tls=tls)
         try:
-            return [await client.post(url, b"<x/>", time.monotonic() + budget) for _ in range(count)]
+            return [await client.post(url, b"<x/>", time.monotonic() + budget, trust) for _ in range(count)]
         finally:
             await client.close()
     return asyncio.run(run())
 
 
-def call(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> HttpAnswer:
-    return calls(url, 1, budget, tls)[0]
+def call(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None, trust: str = "") -> HttpAnswer:
+    return calls(url, 1, budget, tls, trust)[0]
 
 
-def refusal(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None) -> GatewayError:
+def refusal(url: str, budget: float = 5.0, tls: ssl.SSLContext | None = None, trust: str = "") -> GatewayError:
     with pytest.raises(GatewayError) as raised:
-        call(url, budget, tls)
+        call(url, budget, tls, trust)
     return raised.value
 
 
@@ -185,61 +171,3 @@ def test_a_refused_port_is_named() -> None:
         port = probe.getsockname()[1]
     error = refusal(f"http://127.0.0.1:{port}/p")
     assert error.error is ErrorCode.PROVIDER_UNREACHABLE and "connection refused" in error.data
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provider.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
-    return folder / "cert.pem", folder / "key.pem"
-
-
-def test_tls_is_verified_against_the_trust_given(serve: Callable[..., ScriptedServer], tls_files: tuple[Path, Path]) -> None:
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(*tls_files)
-    server = serve(fixed(b"<secure/>"), tls=server_side)
-    url = f"https://127.0.0.1:{server.port}/p"
-    # The system's trust store does not know this provider's certificate: refused, and said so.
-    error = refusal(url)
-    assert error.error is ErrorCode.PROVIDER_UNREACHABLE and "certificate" in error.data.lower()
-    trusting = ssl.create_default_context(cafile=str(tls_files[0]))
-    assert call(url, tls=trusting).body == b"<secure/>"
-
-
-def test_the_gateway_verifies_an_https_provider_against_its_provider_ca_file(
-    serve: Callable[..., ScriptedServer], tls_files: tuple[Path, Path], database_url: str, engine: Engine,
-    loaded_registry: None, provider_url: str,
-) -> None:
-    canned = post(f"{provider_url}/provider", sync_request()).body  # the emulator's answer, served over TLS
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(*tls_files)
-    server = serve(fixed(canned), tls=server_side)
-    admin = RegistryAdmin(engine)
-    admin.create("delivery-points", {"id": 9401, "url": f"https://127.0.0.1:{server.port}/provider", "callMode": 1}, "test")
-    admin.create("services", {"key": "TlsProviderService", "name": "A provider over HTTPS", "ownerIS": "gbdfl",
-                              "interactionMode": "SYNC", "defaultDeliveryPoint": 9401,
-                              "users": [{"informationSystem": "pep"}]}, "test")
-    for ca_file, expected in ((None, "SCE"), (tls_files[0], None)):
-        app = create_app(gateway_settings(database_url, provider_ca_file=ca_file, registry_refresh_seconds=0), engine=engine)
-        try:
-            with BackgroundAsgiServer(app) as gateway:
-                answer = post(f"{gateway.url}/bip-sync/", sync_request("TlsProviderService"))
-        finally:
-            app.close()
-        if expected is None:
-            assert answer.status == 200, answer.body[:400]
-        else:
-            assert answer.status == 500 and answer.error_code() == ErrorCode.PROVIDER_UNREACHABLE.code, answer.body[:400]

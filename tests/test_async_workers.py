@@ -24,7 +24,7 @@ def async_url(gateway_url: str) -> str:
     return f"{gateway_url}/bip-async/"
 
 
-WORKER_THREADS = 8
+WORKER_CONCURRENCY = 8
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def start_worker(database_url: str, loaded_registry: None) -> Iterator[object]:
             GATEWAY_DELIVERY_POLL_SECONDS="0.05",
             GATEWAY_DELIVERY_LEASE_MARGIN_SECONDS="1",
             GATEWAY_RETRY_BASE_SECONDS="0.1",
-            GATEWAY_DELIVERY_THREADS=str(WORKER_THREADS),
+            GATEWAY_DELIVERY_CONCURRENCY=str(WORKER_CONCURRENCY),
             GATEWAY_REGISTRY_REFRESH_SECONDS="0",
         )
         process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], cwd=REPO_ROOT, env=env,
@@ -76,7 +76,7 @@ def test_worker_killed_mid_delivery_loses_nothing(
         wait_for(lambda: status_of(async_url, message_id, "pep", "pep-test-password") == "DELIVERED", seconds=30)
     # Only what the killed worker had in flight (its leases) may have gone out twice.
     repeated = sum(n - 1 for n in Counter(r.message_id for r in recipient.messages()).values())
-    assert repeated <= WORKER_THREADS
+    assert repeated <= WORKER_CONCURRENCY
 
 
 def test_two_workers_drain_the_queue_once_each_message(

@@ -2,9 +2,11 @@
 security mode says), the call to the recipient or the point's adapter, and reading the recipient's answer."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -14,10 +16,11 @@ from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.envelope_data import adapter_payload
 from gateway.adapters.pool import AdapterPool
 from gateway.delivery.guard import DeliveryGuard
-from gateway.outbound.http_client import HttpAnswer, HttpClient
 from gateway.delivery.outcome import Outcomes
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
+from gateway.outbound.async_client import AsyncHttpClient
+from gateway.outbound.http_client import HttpAnswer
 from gateway.security.encryption import protect
 from gateway.security.keys import GatewayKeys
 from gateway.security.modes import delivery_policy
@@ -34,15 +37,19 @@ NO_SIGNING_KEY = "the gateway has no signing key configured (GATEWAY_SIGNING_KEY
 
 
 class Caller:
-    """Calls delivery points: recipients over SOAP, adapters through the pool."""
+    """Calls delivery points on the worker's event loop: SOAP recipients awaited through the same outbound client
+    as the synchronous channel's providers, adapters (blocking code calling their back office) on
+    ``adapter_threads``. The database work of a throttle slot or an outcome runs on the loop's executor, a
+    success's completion through the process's group-commit writer."""
 
     def __init__(
         self,
         guard: DeliveryGuard,
         tasks: TaskQueue,
-        client: HttpClient,
+        client: AsyncHttpClient,
         keys: GatewayKeys,
         adapters: AdapterPool,
+        adapter_threads: ThreadPoolExecutor,
         outcomes: Outcomes,
         metrics: GatewayMetrics,
     ) -> None:
@@ -51,32 +58,36 @@ class Caller:
         self._client = client
         self._keys = keys
         self._adapters = adapters
+        self._adapter_threads = adapter_threads
         self._outcomes = outcomes
         self._metrics = metrics
 
-    def attempt(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
+    async def attempt(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
         """One delivery attempt, unless the point's throttle says to wait; its outcome recorded."""
-        wait = self._guard.take_call_slot(point)
-        if wait > 0:
-            self._tasks.release_later(task, wait)  # throttled: not an attempt, not a failure
-            self._metrics.delivery_attempt(point.id, "throttled")
-            return
+        if self._guard.throttles(point):
+            wait = await asyncio.to_thread(self._guard.take_call_slot, point)
+            if wait > 0:
+                await asyncio.to_thread(self._tasks.release_later, task, wait)  # throttled: not an attempt, not a failure
+                self._metrics.delivery_attempt(point.id, "throttled")
+                return
         if point.adapter_name is not None:
-            self._deliver_to_adapter(task, message, point, snapshot)
+            # A REQUEST handed to the point's adapter, or a result still pending asked for again.
+            outcome = await self.ask_adapter(task, message, point)
+            await asyncio.to_thread(self._outcomes.settle_adapter_outcome, task, message, point, snapshot, outcome)
             return
-        error = self.send(task, message, point, snapshot)
+        error = await self.send(task, message, point, snapshot)
         if error is None:
-            self._outcomes.succeeded(task, message, snapshot)
+            await self._outcomes.succeeded_async(task, message, snapshot)
         else:
-            self._outcomes.failed(task, message, point, snapshot, error)
+            await asyncio.to_thread(self._outcomes.failed, task, message, point, snapshot, error)
 
-    def _deliver_to_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> None:
-        """Hand a REQUEST to the point's adapter, or ask it again for a result still pending."""
-        self._outcomes.settle_adapter_outcome(task, message, point, snapshot, self.ask_adapter(task, message, point))
-
-    def ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
+    async def ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
         """Hand the task's REQUEST to the point's adapter, or ask again for a result still pending; its error is
         returned, not raised, for the outcome to judge."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._adapter_threads, self._ask_adapter, task, message, point)
+
+    def _ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
         deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
         try:
             adapter = self._adapters.adapter_for(point)
@@ -86,14 +97,18 @@ class Caller:
         except GatewayError as exc:
             return exc
 
-    def send(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> str | None:
+    async def send(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> str | None:
         """Send the task's call to the SOAP recipient behind ``point``; None on success, else why it failed (also
         when the point's mode wants a signature and the gateway has no key to sign with)."""
         if delivery_policy(point.security_mode).gateway_signs and self._keys.any is None:
             return NO_SIGNING_KEY
         body = self._envelope(task, message, point, snapshot)
-        timeout = float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
-        return self._call(point, body, time.monotonic() + timeout, expected=_expected_answer(task))
+        deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        try:
+            answer = await self._client.post(point.url, body, deadline, point.tls_trust)
+        except GatewayError as exc:
+            return str(exc)
+        return answer_failure(answer, _expected_answer(task))
 
     def _envelope(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot) -> bytes:
         """The call's envelope, signed by the gateway when the point's security mode asks for it, and encrypted
@@ -112,14 +127,6 @@ class Caller:
                             point.id, recipient_id)
         signer = self._keys.for_gost(point.wants_gost)
         return build_envelope(_payload(task, message), protect(signer, recipient))
-
-    def _call(self, point: DeliveryPointView, body: bytes, deadline: float, expected: str) -> str | None:
-        """POST to the recipient; None on success, else why it failed."""
-        try:
-            answer = self._client.post(point.url, body, deadline)
-        except GatewayError as exc:
-            return str(exc)
-        return answer_failure(answer, expected)
 
 
 def _expected_answer(task: ClaimedTask) -> str:

@@ -43,9 +43,14 @@ class DeliveryGuard:
         self._states = DeliveryPointStates(engine)
         self._probe_after = probe_after_seconds
 
+    @staticmethod
+    def throttles(point: DeliveryPointView) -> bool:
+        """Whether calls to ``point`` take a slot under a throttle (a database decision) before they go."""
+        return bool(point.throttling_enabled and point.throttling_request_count and point.throttling_timeout_sec)
+
     def take_call_slot(self, point: DeliveryPointView) -> float:
         """Take a call slot under the point's throttle: 0 when the call may go now, else seconds to wait."""
-        if not (point.throttling_enabled and point.throttling_request_count and point.throttling_timeout_sec):
+        if not self.throttles(point):
             return 0.0
         window, limit = float(point.throttling_timeout_sec) * THROTTLE_WINDOW_SAFETY, point.throttling_request_count
         with self._states.begin() as connection:

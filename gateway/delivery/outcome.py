@@ -58,20 +58,25 @@ class Outcomes:
 
     def succeeded(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
         """Record a delivered task: done, and its message delivered unless the recipient is still to confirm."""
+        self._store.complete(self._completion(task, message, snapshot))
+
+    async def succeeded_async(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> None:
+        """:meth:`succeeded` for a coroutine: the loop goes on while the process's writer commits."""
+        await self._store.complete_async(self._completion(task, message, snapshot))
+
+    def _completion(self, task: ClaimedTask, message: StoredMessage, snapshot: RegistrySnapshot) -> Completion:
         is_message = task.kind in (MESSAGE_TASK, POLL_TASK)
         service = snapshot.services.get(message.service_id)
         # With deliveryNotification, delivered for good only when the recipient confirms (Q13).
         delivered = is_message and not (service is not None and service.delivery_notification)
         self._metrics.delivery_attempt(task.delivery_point_id, "delivered")
-        self._store.complete(
-            Completion(
-                task_id=task.id,
-                lease_owner=self._tasks.owner,
-                message=message if is_message else None,
-                delivered=delivered,
-                notify_point_id=status_notification_point(snapshot, message) if delivered else None,
-                sent_at=datetime.now(UTC),
-            )
+        return Completion(
+            task_id=task.id,
+            lease_owner=self._tasks.owner,
+            message=message if is_message else None,
+            delivered=delivered,
+            notify_point_id=status_notification_point(snapshot, message) if delivered else None,
+            sent_at=datetime.now(UTC),
         )
 
     def failed(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, snapshot: RegistrySnapshot, error: str) -> None:

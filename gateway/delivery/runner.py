@@ -1,30 +1,35 @@
-"""Running delivery workers on APScheduler: the polling job and the half-open probe job."""
+"""Running a delivery worker: its event loop (in the process's main thread for ``gateway worker``, in a thread of
+its own when embedded) and, beside it on APScheduler's threads, the late-delivery check and journal sealing."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
 from collections.abc import Callable
 
+import uvloop
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from gateway.adapters.pool import AdapterPool
 from gateway.config import Settings
 from gateway.delivery.guard import DeliveryGuard
-from gateway.outbound.http_client import HttpClient
 from gateway.delivery.late import check_late_deliveries
+from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.failure_log import FailureLog
 from gateway.metrics import process_metrics
-from gateway.delivery.worker import DeliveryWorker, WorkerSettings
-from gateway.security.keys import load_keys
+from gateway.outbound.async_client import AsyncHttpClient, provider_trust
+from gateway.outbound.http_client import HttpClient
+from gateway.security.keys import GatewayKeys, load_keys
 from gateway.store.messages import MessageStore
-from journals.seal import schedule_sealing
 from journals.logging_journal import LoggingJournal
+from journals.seal import schedule_sealing
 from registry.snapshot import RegistryCache
 
 log = logging.getLogger(__name__)
 failures = FailureLog(log)
+STOP_TIMEOUT_SECONDS = 120.0  # an embedded worker's deliveries in flight are waited for this long at most
 
 
 def guarded(job: Callable[..., object], name: str) -> Callable[..., None]:
@@ -41,38 +46,38 @@ def guarded(job: Callable[..., object], name: str) -> Callable[..., None]:
 
 def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
     """A delivery worker wired to ``engine`` with ``settings``."""
-    client = HttpClient(settings.delivery_threads, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)
     return DeliveryWorker(
         engine=engine,
         registry=RegistryCache(engine, settings.registry_refresh_seconds),
         store=MessageStore(engine, LoggingJournal(engine)),
         guard=DeliveryGuard(engine, settings.breaker_probe_seconds),
-        client=client,
+        client=AsyncHttpClient(
+            settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_trust(settings.provider_ca_file)
+        ),
         settings=WorkerSettings(
-            threads=settings.delivery_threads,
+            concurrency=settings.delivery_concurrency,
+            threads=settings.threads,
+            poll_seconds=settings.delivery_poll_seconds,
+            probe_seconds=min(settings.breaker_probe_seconds, 5.0),
             lease_margin_seconds=settings.delivery_lease_margin_seconds,
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
         ),
         keys=load_keys(settings),
-        adapters=AdapterPool(client),
+        adapters=AdapterPool(HttpClient(settings.http_pool_maxsize, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)),
         metrics=process_metrics(settings.metrics_dir),
     )
 
 
-def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) -> BackgroundScheduler:
-    """Poll for due deliveries, probe switched-off points (when configured) and watch for late deliveries, in the
-    background."""
+def start_scheduler(settings: Settings, engine: Engine, keys: GatewayKeys) -> BackgroundScheduler:
+    """Watch for late deliveries and seal the journals, in the background (blocking jobs, off the loop)."""
     scheduler = BackgroundScheduler()
     scheduler.add_job(
         guarded(check_late_deliveries, "the late-delivery check"), "interval", seconds=min(60.0, settings.late_delivery_seconds / 4),
         args=(engine, settings.late_delivery_seconds), max_instances=1, coalesce=True,
     )
-    scheduler.add_job(guarded(worker.poll, "polling for due deliveries"), "interval", seconds=settings.delivery_poll_seconds, max_instances=1, coalesce=True)
     # Sealing journals in the worker process keeps it off the message path; several workers take turns.
-    schedule_sealing(scheduler, engine, worker.keys.sealing, settings.seal_interval_seconds, guard=guarded)
-    if settings.breaker_probe_seconds > 0:
-        scheduler.add_job(guarded(worker.probe, "the half-open probe"), "interval", seconds=min(settings.breaker_probe_seconds, 5.0), max_instances=1, coalesce=True)
+    schedule_sealing(scheduler, engine, keys.sealing, settings.seal_interval_seconds, guard=guarded)
     scheduler.start()
     return scheduler
 
@@ -80,10 +85,45 @@ def start_scheduler(worker: DeliveryWorker, settings: Settings, engine: Engine) 
 def run_worker_forever(settings: Settings, engine: Engine) -> None:
     """``gateway worker``: deliver until SIGTERM or Ctrl-C, then finish the deliveries in flight."""
     worker = build_worker(settings, engine)
-    scheduler = start_scheduler(worker, settings, engine)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    scheduler.shutdown(wait=True)
-    worker.close()
+    scheduler = start_scheduler(settings, engine, worker.keys)
+
+    async def deliver() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await worker.run(stop)
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(deliver())
+    finally:
+        scheduler.shutdown(wait=True)
+        worker.close()
+
+
+class BackgroundWorker:
+    """A delivery worker embedded in another process: its loop in a thread of its own, its scheduler beside it."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.worker = build_worker(settings, engine)
+        self._scheduler = start_scheduler(settings, engine, self.worker.keys)
+        self._loop = uvloop.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),), name="delivery-loop", daemon=True)
+        self._thread.start()
+
+    async def _run(self) -> None:
+        await self.worker.run(self._stop)
+
+    def probe(self) -> None:
+        """Run the half-open probes now and wait for them."""
+        asyncio.run_coroutine_threadsafe(self.worker.probe(), self._loop).result(STOP_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        """Stop claiming, finish the deliveries in flight, stop the scheduler."""
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(STOP_TIMEOUT_SECONDS)
+        self._scheduler.shutdown(wait=True)
+        self.worker.close()
+        self._loop.close()

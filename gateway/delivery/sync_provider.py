@@ -34,7 +34,7 @@ class SoapProviderCaller:
         catalogue error that describes any failure."""
         signer = self._keys.for_gost(point.wants_gost) if delivery_policy(point.security_mode).gateway_signs else None
         body = build_envelope(build_send_message(request, session_id), protect(signer, recipient))
-        answer = await self._client.post(point.url, body, deadline)
+        answer = await self._client.post(point.url, body, deadline, point.tls_trust)
         try:
             envelope = open_envelope(parse_envelope(answer.body), self._keys.decryption_keys).envelope
         except GatewayError as exc:

@@ -6,12 +6,19 @@ claim never takes a task whose lease is still running. A worker that dies leaves
 is then claimed again, so every accepted message is delivered at least once (docs/async.md says how recipients
 de-duplicate).
 
-The worker composes its parts by job: claiming (``claiming.py``: the poll, the thread pool, the bulkhead), calling
-(``calling.py``: the attempt, its envelope and the recipient's answer), the outcome (``outcome.py``: done, retried,
-failed, answered back to the initiator) and the breaker's half-open probe (``breaker.py``).
+The worker is one event loop per process (``GATEWAY_DELIVERY_CONCURRENCY`` deliveries in flight, each a task on
+the loop, none holding a thread while its recipient answers) and composes its parts by job: claiming
+(``claiming.py``: the poll, the slots, the bulkhead), calling (``calling.py``: the attempt, its envelope and the
+recipient's answer, through the same outbound client as the synchronous channel), the outcome (``outcome.py``:
+done, retried, failed, answered back to the initiator) and the breaker's half-open probe (``breaker.py``).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -19,12 +26,12 @@ from sqlalchemy import Engine
 from gateway.adapters.pool import AdapterPool
 from gateway.delivery.breaker import HalfOpenProbe
 from gateway.delivery.calling import Caller
-from gateway.delivery.claiming import Claimer
+from gateway.delivery.claiming import Claimer, failures
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.outcome import Outcomes
 from gateway.delivery.parts import WorkerParts
 from gateway.metrics import GatewayMetrics, process_metrics
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.security.keys import GatewayKeys
 from gateway.store.messages import MessageStore
 from gateway.store.tasks import TaskQueue
@@ -33,14 +40,20 @@ from registry.snapshot import RegistryCache
 
 @dataclass(frozen=True)
 class WorkerSettings:
+    concurrency: int
     threads: int
+    poll_seconds: float
+    probe_seconds: float  # 0: no half-open probes
     lease_margin_seconds: float
     retry_base_seconds: float
     retry_max_seconds: float
 
 
 class DeliveryWorker:
-    """Claims due tasks and delivers them on a thread pool, never more at once than it has threads."""
+    """Claims due tasks and delivers them on one event loop, never more at once than its concurrency.
+
+    Blocking work has threads of its own: ``threads`` for the database (the loop's default executor) and as many
+    for the adapters' back-office calls; SOAP recipients are awaited on the loop."""
 
     def __init__(
         self,
@@ -48,7 +61,7 @@ class DeliveryWorker:
         registry: RegistryCache,
         store: MessageStore,
         guard: DeliveryGuard,
-        client: HttpClient,
+        client: AsyncHttpClient,
         settings: WorkerSettings,
         keys: GatewayKeys,
         adapters: AdapterPool,
@@ -56,13 +69,17 @@ class DeliveryWorker:
     ) -> None:
         self._keys = keys
         self._adapters = adapters
+        self._client = client
+        self._settings = settings
+        self._blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="delivery-db")
+        self._adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
         # This process's instruments (the app's too, when both run in one process).
         metrics = metrics or process_metrics(None)
         tasks = TaskQueue(engine, settings.lease_margin_seconds)  # one lease owner for all the parts
         outcomes = Outcomes(engine, store, guard, tasks, metrics, settings.retry_base_seconds, settings.retry_max_seconds)
-        caller = Caller(guard, tasks, client, keys, adapters, outcomes, metrics)
+        caller = Caller(guard, tasks, client, keys, adapters, self._adapter_threads, outcomes, metrics)
         parts = WorkerParts(engine, registry, store, guard, tasks, caller, outcomes, metrics)
-        self._claimer = Claimer(parts, settings.threads)
+        self._claimer = Claimer(parts, settings.concurrency)
         self._probe = HalfOpenProbe(parts)
 
     @property
@@ -70,14 +87,44 @@ class DeliveryWorker:
         """The gateway's keys this worker signs with (loaded once: a GOST PKCS#12 costs a Python KDF)."""
         return self._keys
 
-    def poll(self) -> int:
-        """Claim as many due tasks as there are idle threads and start them; returns how many were started."""
-        return self._claimer.poll()
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then finish the deliveries in flight and close the connections.
 
-    def probe(self) -> None:
-        """Half-open probes: one delivery to each switched-off point whose cool-down has passed."""
-        self._probe.probe()
+        After a claim that filled every free slot (more may be due) the next comes as soon as a batch's worth of
+        slots is free again; after one that found the queue short, at the next poll interval."""
+        asyncio.get_running_loop().set_default_executor(self._blocking_threads)
+        next_probe = time.monotonic()
+        try:
+            while not stop.is_set():
+                free = self._claimer.free
+                started = await self._guarded(self._claimer.poll(), "polling for due deliveries")
+                if self._settings.probe_seconds > 0 and time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + self._settings.probe_seconds
+                    await self._guarded(self._probe.probe(), "the half-open probe")
+                if started and started >= free:
+                    await self._claimer.wait_for_room(self._settings.poll_seconds)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._settings.poll_seconds)
+        finally:
+            await self._claimer.drain()
+            await self._client.close()
+
+    async def probe(self) -> None:
+        """Half-open probes now: one delivery to each switched-off point whose cool-down has passed."""
+        await self._probe.probe()
 
     def close(self) -> None:
-        self._claimer.shutdown()
+        """Release the threads and the adapters (after :meth:`run` has returned)."""
         self._adapters.close()
+        self._adapter_threads.shutdown(wait=True)
+        self._blocking_threads.shutdown(wait=True)
+
+    @staticmethod
+    async def _guarded(job: Awaitable[int | None], name: str) -> int:
+        """Await ``job``; a failure (the database away, say) is one log line, and the loop goes on."""
+        try:
+            return await job or 0
+        except Exception as exc:
+            failures.failed(exc, "%s failed; it runs again at its next interval", name)
+            return 0

@@ -1,8 +1,10 @@
 """Outbound HTTP on the event loop (aiohttp): a pool of keep-alive connections per delivery point's origin, each
 call bounded by the time left in its exchange budget, failures named as the catalogue names them.
 
-A session (and its connector, i.e. its pool) is made per origin the first time it is called, on the loop that
-calls it: one provider's full pool or dead host never takes another provider's connections. A POST is never
+A session (and its connector, i.e. its pool) is made per origin and trust the first time it is called, on the loop
+that calls it: one provider's full pool or dead host never takes another provider's connections. An HTTPS
+provider is verified against the trust its delivery point names in the registry (``tlsTrustedCertificates``), or
+else the gateway's provider trust; verification cannot be switched off. A POST is never
 retried here (aiohttp retries nothing but a reused connection found closed before anything was sent): whether a
 provider ran a request twice is for the journal to prevent, not for a transport to guess.
 """
@@ -12,6 +14,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import aiohttp
 from yarl import URL
@@ -24,31 +27,38 @@ _READ_CHUNK = 64 * 1024
 _SKIPPED_AUTO_HEADERS = ("User-Agent", "Accept-Encoding")
 
 
+def provider_trust(ca_file: Path | None) -> ssl.SSLContext:
+    """How HTTPS providers are verified: against ``ca_file`` (``GATEWAY_PROVIDER_CA_FILE``) or the system's store."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
 class AsyncHttpClient:
-    """Pooled keep-alive connections per origin, used from one event loop; ``tls`` verifies HTTPS providers (the
-    system's trust store by default)."""
+    """Pooled keep-alive connections per origin and trust, used from one event loop; ``tls`` verifies HTTPS
+    providers whose delivery point names no trust of its own (the system's trust store by default)."""
 
     def __init__(self, connect_timeout: float, max_response_bytes: int, tls: ssl.SSLContext | None = None) -> None:
         self._connect_timeout = connect_timeout
         self._max_response_bytes = max_response_bytes
         self._tls = tls if tls is not None else ssl.create_default_context()
-        self._sessions: dict[str, aiohttp.ClientSession] = {}  # by origin
-        self._targets: dict[str, tuple[aiohttp.ClientSession, URL]] = {}  # by URL, parsed once
+        self._sessions: dict[tuple[str, str], aiohttp.ClientSession] = {}  # by origin and trust
+        self._targets: dict[tuple[str, str], tuple[aiohttp.ClientSession, URL]] = {}  # by URL and trust, parsed once
+        self._trusts: dict[str, ssl.SSLContext] = {}  # a delivery point's own trust, by its PEM bundle
 
-    async def post(self, url: str, body: bytes, deadline: float) -> HttpAnswer:
+    async def post(self, url: str, body: bytes, deadline: float, trust: str = "") -> HttpAnswer:
         """POST the SOAP envelope ``body`` to ``url`` (see :meth:`request`)."""
-        return await self.request("POST", url, body, SOAP_HEADERS, deadline)
+        return await self.request("POST", url, body, SOAP_HEADERS, deadline, trust)
 
     async def request(
-        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float, trust: str = ""
     ) -> HttpAnswer:
         """Send one request; finish before ``deadline`` (a ``time.monotonic()`` value) or raise PROVIDER_TIMEOUT;
+        an HTTPS server is verified against ``trust`` (PEM CA certificates) when given, else the client's ``tls``;
         a connection that cannot be made (or breaks before the whole answer came) raises PROVIDER_UNREACHABLE; an
         answer over the size limit raises PROVIDER_RESPONSE_INVALID."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left in the exchange budget")
-        session, target = self._targets.get(url) or self._target(url)
+        session, target = self._targets.get((url, trust)) or self._target(url, trust)
         timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=min(self._connect_timeout, remaining))
         try:
             async with session.request(
@@ -83,21 +93,27 @@ class AsyncHttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _target(self, url: str) -> tuple[aiohttp.ClientSession, URL]:
+    def _target(self, url: str, trust: str) -> tuple[aiohttp.ClientSession, URL]:
         target = URL(url, encoded=True)
-        origin = target.origin().human_repr()
-        session = self._sessions.get(origin) or self._session(origin, target.scheme)
+        key = (target.origin().human_repr(), trust)
+        session = self._sessions.get(key) or self._session(key, target.scheme)
         if len(self._targets) < MAX_REMEMBERED_URLS:
-            self._targets[url] = (session, target)
+            self._targets[(url, trust)] = (session, target)
         return session, target
 
-    def _session(self, origin: str, scheme: str) -> aiohttp.ClientSession:
+    def _session(self, key: tuple[str, str], scheme: str) -> aiohttp.ClientSession:
         # No connection cap of its own: the bulkhead (maxConcurrentCalls per point) is the one limit, and a second,
         # hidden queue here would spend callers' budgets waiting for a connection.
-        connector = aiohttp.TCPConnector(limit=0, ssl=self._tls if scheme == "https" else False, keepalive_timeout=30)
+        tls = (self._trust(key[1]) if key[1] else self._tls) if scheme == "https" else False
+        connector = aiohttp.TCPConnector(limit=0, ssl=tls, keepalive_timeout=30)
         session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
-        self._sessions[origin] = session
+        self._sessions[key] = session
         return session
+
+    def _trust(self, bundle: str) -> ssl.SSLContext:
+        if bundle not in self._trusts:
+            self._trusts[bundle] = ssl.create_default_context(cadata=bundle)
+        return self._trusts[bundle]
 
     async def close(self) -> None:
         """Close every pool (on the loop that used them)."""

@@ -138,6 +138,10 @@ class MessageStore:
         """Record a successful delivery (group-committed with other workers' threads' completions)."""
         self._completions.submit(completion)
 
+    async def complete_async(self, completion: Completion) -> None:
+        """:meth:`complete` for a coroutine: the loop goes on while the process's writer commits."""
+        await self._completions.submit_async(completion)
+
     def _write_completions(self, connection: Connection, completions: list[Completion]) -> None:
         for owner in {c.lease_owner for c in completions}:
             connection.execute(

@@ -1,0 +1,150 @@
+"""The delivery worker on one event loop: hundreds of deliveries in flight to a slow recipient cost no thread each,
+and a delivery point's ``maxConcurrentCalls`` still caps what it receives at once.
+
+The worker runs as production runs it (``gateway worker``, its own process); the messages are accepted by
+``gateway serve``. The recipient is an asyncio server holding each call for a few seconds, so that it never
+queues what the worker sends and its count of calls in flight is the worker's.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import Engine, func, select
+
+from gateway.serving import BackgroundAsgiServer
+from gateway.soap import async_messages as wire
+from gateway.soap.envelope import build_envelope, parse_envelope
+from gateway.store.models import AsyncMessage, DeliveryTask
+from registry.admin import RegistryAdmin
+from tests.conftest import REPO_ROOT
+from tests.served import served_gateway
+from tests.test_async_channel import accepted
+from tests.wire import async_send, post, wait_for
+
+WIDE_POINT, NARROW_POINT = 9501, 9502
+WIDE_SERVICE, NARROW_SERVICE = "LoopWidePush", "LoopNarrowPush"
+WIDE_MESSAGES, NARROW_MESSAGES, NARROW_LIMIT = 300, 40, 10
+RECIPIENT_SECONDS = 3.0
+WORKER_THREADS_SETTING = 4
+MAX_WORKER_THREADS = 3 + 2 * WORKER_THREADS_SETTING
+
+
+class SlowRecipient:
+    """An ASGI PUSH recipient acknowledging each sendMessage after ``RECIPIENT_SECONDS``; counts calls in flight
+    and the message ids it acknowledged."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.acknowledged: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        message_id = parse_envelope(body).payload.findtext("request/messageInfo/messageId") or ""
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(RECIPIENT_SECONDS)
+        finally:
+            self.in_flight -= 1
+        answer = build_envelope(wire.build_send_message_response(message_id, message_id, "2026-12-06T10:00:00.000+05:00", "s"))
+        self.acknowledged.append(message_id)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/xml; charset=utf-8"), (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+
+@pytest.fixture(scope="module")
+def recipients(engine: Engine, loaded_registry: None) -> Iterator[dict[int, SlowRecipient]]:
+    admin = RegistryAdmin(engine)
+    recipients = {WIDE_POINT: SlowRecipient(), NARROW_POINT: SlowRecipient()}
+    with contextlib.ExitStack() as servers:
+        for point, service, limit in ((WIDE_POINT, WIDE_SERVICE, 1000), (NARROW_POINT, NARROW_SERVICE, NARROW_LIMIT)):
+            server = servers.enter_context(BackgroundAsgiServer(recipients[point]))
+            admin.create("delivery-points", {"id": point, "url": f"{server.url}/", "callMode": 2, "asyncCallTimeoutSec": 30,
+                                             "maxConcurrentCalls": limit}, "test")
+            admin.create("services", {"key": service, "name": f"PUSH to a recipient taking {RECIPIENT_SECONDS:.0f} s",
+                                      "ownerIS": "asyncprov", "interactionMode": "ASYNC", "sendMode": "PUSH",
+                                      "defaultDeliveryPoint": point, "users": [{"informationSystem": "pep"}]}, "test")
+        yield recipients
+
+
+@contextlib.contextmanager
+def delivery_worker(database_url: str, concurrency: int) -> Iterator[psutil.Process]:
+    env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_DELIVERY_CONCURRENCY=str(concurrency),
+               GATEWAY_DELIVERY_POLL_SECONDS="0.05", GATEWAY_THREADS=str(WORKER_THREADS_SETTING), GATEWAY_REGISTRY_REFRESH_SECONDS="0")
+    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def accept(url: str, service: str, count: int) -> list[str]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda _: accepted(post(url, async_send(service)))[0], range(count)))
+
+
+def delivered(engine: Engine, message_ids: list[str]) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(
+            select(func.count()).select_from(AsyncMessage)
+            .where(AsyncMessage.message_id.in_(message_ids), AsyncMessage.state == "DELIVERED")
+        ) or 0)
+
+
+def test_hundreds_of_slow_deliveries_in_flight_hold_no_thread_each(
+    database_url: str, engine: Engine, recipients: dict[int, SlowRecipient]
+) -> None:
+    recipient = recipients[WIDE_POINT]
+    with served_gateway(database_url, workers="1") as gateway:
+        message_ids = accept(f"{gateway.url}/bip-async/", WIDE_SERVICE, WIDE_MESSAGES)
+    with delivery_worker(database_url, concurrency=WIDE_MESSAGES) as worker:
+        # All of them at the recipient at once: one worker process, not one thread per delivery.
+        wait_for(lambda: recipient.peak == WIDE_MESSAGES, seconds=RECIPIENT_SECONDS * 3)
+        threads_in_flight = worker.num_threads()
+        wait_for(lambda: delivered(engine, message_ids) == WIDE_MESSAGES, seconds=60)
+    # Its threads: the loop's, the scheduler's, the group-commit writer, and at most GATEWAY_THREADS each for the
+    # database and the adapters.
+    assert threads_in_flight <= MAX_WORKER_THREADS, threads_in_flight
+    assert sorted(recipient.acknowledged) == sorted(message_ids), "each message delivered once"
+    with engine.connect() as connection:
+        states = connection.execute(
+            select(DeliveryTask.state, DeliveryTask.attempts).where(DeliveryTask.message_id.in_(message_ids))
+        ).all()
+    assert set(states) == {("DONE", 1)}
+
+
+def test_a_points_max_concurrent_calls_caps_what_the_worker_sends_it_at_once(
+    database_url: str, engine: Engine, recipients: dict[int, SlowRecipient]
+) -> None:
+    recipient = recipients[NARROW_POINT]
+    with served_gateway(database_url, workers="1") as gateway:
+        message_ids = accept(f"{gateway.url}/bip-async/", NARROW_SERVICE, NARROW_MESSAGES)
+    with delivery_worker(database_url, concurrency=200):
+        # 40 messages, 10 at a time, 3 s each: four rounds.
+        wait_for(lambda: delivered(engine, message_ids) == NARROW_MESSAGES, seconds=RECIPIENT_SECONDS * 4 * 4)
+    assert recipient.peak == NARROW_LIMIT
+    assert sorted(recipient.acknowledged) == sorted(message_ids)
