@@ -4,9 +4,10 @@ It fills a queue once with ``--messages`` accepted ``sendMessage`` REQUESTs thro
 PostgreSQL in a schema of its own), then, pass after pass, puts every task back in the queue and times one
 ``gateway worker`` delivering all of it to a lean recipient (``bench/lean_recipient.py`` on uvicorn: the recipient
 is not what is measured). With ``--baseline-tree DIR`` the worker of the code checked out in DIR delivers the same
-queue in alternate passes, interleaved, and the ratio is printed. The clock starts at the first delivery (a
+queue in alternate passes, interleaved, and the ratio is printed (the schema is this tree's: a baseline older than
+its newest migration needs those migration files copied into it, or its worker stops at start). The clock starts at the first delivery (a
 worker's start-up, its imports and keys, is not delivery) and stops when every task is done; the CPU is the worker
-process's over the same span. Every wait is bounded by ``--time-limit``.
+process's over the same span, and PostgreSQL's server processes' beside it. Every wait is bounded by ``--time-limit``.
 
     .venv/bin/python bench/delivery.py [--messages 4000] [--passes 3] [--baseline-tree DIR] [--postgres URL]
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import Engine, create_engine, text
 
-from async_channel import ENVELOPE, REGISTRY, bench_database
+from async_channel import ENVELOPE, REGISTRY, bench_database, database_cpu
 from common import cpu_seconds, drive, free_port, wait_until_up
 
 HERE = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ class Worker:
     tree: Path
     rates: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    database_cpu_ms: list[float] = field(default_factory=list)  # PostgreSQL's server processes (0 on SQLite)
 
 
 def requeue(engine: Engine) -> int:
@@ -66,17 +68,22 @@ def count_done(engine: Engine) -> int:
 def deliver_once(worker: Worker, engine: Engine, env: dict[str, str], time_limit: float) -> None:
     """One pass: the queue refilled, ``worker``'s ``gateway worker`` delivering it, timed from its first delivery."""
     total = requeue(engine)
+    errors = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=dict(env, PYTHONPATH=str(worker.tree)),
-                               cwd=worker.tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=worker.tree, stdout=subprocess.DEVNULL, stderr=errors)
     try:
         measured = psutil.Process(process.pid)
         deadline = time.monotonic() + time_limit
         while (first := count_done(engine)) == 0 and time.monotonic() < deadline:
+            if process.poll() is not None:
+                errors.seek(0)
+                raise SystemExit(f"{worker.name} exited before delivering: {errors.read().decode(errors='replace')[-1500:]}")
             time.sleep(POLL_SECONDS / 5)
-        started, cpu_before = time.monotonic(), cpu_seconds(measured)
+        started, cpu_before, database_before = time.monotonic(), cpu_seconds(measured), database_cpu()
         while (done := count_done(engine)) < total and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
         elapsed, cpu = time.monotonic() - started, cpu_seconds(measured) - cpu_before
+        database = database_cpu() - database_before
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -84,6 +91,7 @@ def deliver_once(worker: Worker, engine: Engine, env: dict[str, str], time_limit
         raise SystemExit(f"{worker.name}: {total - done} of {total} deliveries not done within {time_limit:.0f} s")
     worker.rates.append((total - first) / elapsed)
     worker.cpu_ms.append(cpu / (total - first) * 1000)
+    worker.database_cpu_ms.append(database / (total - first) * 1000)
 
 
 def fill_queue(database_url: str, workdir: Path, env: dict[str, str], messages: int, time_limit: float) -> None:
@@ -110,13 +118,14 @@ def main() -> None:
     parser.add_argument("--baseline-tree", type=Path, default=None, help="a checkout whose worker runs in alternate passes")
     parser.add_argument("--postgres", default="", help="PostgreSQL URL (a schema gateway_bench of its own); SQLite if not given")
     parser.add_argument("--concurrency", type=int, default=200, help="GATEWAY_DELIVERY_CONCURRENCY of this worker")
+    parser.add_argument("--max-concurrent-calls", type=int, default=1000, help="the recipient's maxConcurrentCalls")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per phase at most")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     database_url = bench_database(args.postgres) if args.postgres else f"sqlite:///{workdir / 'bench.db'}"
     recipient_port = free_port()
     (workdir / "registry.yaml").write_text(
-        REGISTRY.format(recipient_port=recipient_port).replace("asyncCallTimeoutSec: 10}", "asyncCallTimeoutSec: 10, maxConcurrentCalls: 1000}"),
+        REGISTRY.format(recipient_port=recipient_port).replace("asyncCallTimeoutSec: 10}", f"asyncCallTimeoutSec: 10, maxConcurrentCalls: {args.max_concurrent_calls}}}"),
         encoding="utf-8",
     )
     env = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_PORT=str(free_port()), GATEWAY_LOG_LEVEL="warning",
@@ -133,7 +142,8 @@ def main() -> None:
         fill_queue(database_url, workdir, env, args.messages, args.time_limit)
         engine = create_engine(database_url)
         print(f"delivery benchmark: {args.messages} PUSH deliveries per pass, {args.passes} passes per worker, interleaved, "
-              f"{database_url.split(':', 1)[0]}, this worker's concurrency {args.concurrency}, {os.cpu_count()} cores")
+              f"{database_url.split(':', 1)[0]}, this worker's concurrency {args.concurrency}, the recipient's maxConcurrentCalls "
+              f"{args.max_concurrent_calls}, {os.cpu_count()} cores")
         for _ in range(args.passes):
             for worker in workers:
                 deliver_once(worker, engine, env, args.time_limit)
@@ -141,10 +151,11 @@ def main() -> None:
     finally:
         recipient.terminate()
         recipient.wait(timeout=30)
-    print(f"{'worker':18}{'delivered/s':>13}{'CPU ms per delivery':>21}   passes (delivered/s)")
+    print(f"{'worker':18}{'delivered/s':>13}{'CPU ms per delivery':>21}{'database server':>17}   passes (delivered/s)")
     for worker in workers:
         passes = " ".join(f"{rate:.0f}" for rate in worker.rates)
-        print(f"{worker.name:18}{statistics.median(worker.rates):13.0f}{statistics.median(worker.cpu_ms):21.3f}   {passes}")
+        print(f"{worker.name:18}{statistics.median(worker.rates):13.0f}{statistics.median(worker.cpu_ms):21.3f}"
+              f"{statistics.median(worker.database_cpu_ms):17.3f}   {passes}")
     if len(workers) > 1:
         ratio = statistics.median(workers[0].rates) / statistics.median(workers[1].rates)
         print(f"this / baseline: {ratio:.2f}x the deliveries per second")

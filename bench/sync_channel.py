@@ -15,7 +15,7 @@ its minimal pipeline as an ASGI app on uvicorn (httptools, uvloop; ``pip install
 threads, both 2 workers, journalling to their own SQLite file, forwarding to the same provider. The registry here
 uses the yardstick's service, sender and password, so every pipeline gets the same request. After the passes, a
 fixed-rate run (open loop, ``--rate`` messages a second for ``--rate-seconds``) sends to the provider directly,
-to the gateway and to the asyncio yardstick in turn, and prints the latency each adds at p50, p99 and p99.9.
+to the gateway (and the baseline's) and to the asyncio yardstick in turn, and prints the latency each adds at p50, p99 and p99.9.
 
     .venv/bin/python bench/sync_channel.py [--requests 2000] [--passes 3] [--concurrency 8] [--database-url URL]
                                            [--baseline-tree DIR] [--rate 200] [--rate-seconds 10]
@@ -190,7 +190,7 @@ def main() -> None:
                 gateway.runs.append(drive(gateway.name, gateway.url, make_body, args.requests, args.concurrency, args.time_limit))
                 gateway.cpu_ms.append((cpu_seconds(process) - before) / gateway.runs[-1].requests * 1000)
         if args.rate > 0:
-            targets = [("provider directly", provider_url), (gateways[0].name, gateways[0].url)]
+            targets = [("provider directly", provider_url)] + [(gateway.name, gateway.url) for gateway in gateways]
             targets += [(reference.name, reference.url) for reference in references if reference.name.startswith("asyncio")]
             for name, url in targets:
                 rate_runs.append(drive_at_rate(name, url, make_body, args.rate, args.rate_seconds))

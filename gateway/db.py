@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 
 from gateway.store.models import GatewayBase
+from gateway.wal_checkpoints import checkpoint_in_background
 import journals.audit  # noqa: F401  (the audit log and registration journal join JournalBase.metadata)
 from journals.models import JournalBase
 from registry.models import RegistryBase
@@ -24,6 +25,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints run on a thread of their own (gateway/wal_checkpoints.py), never inside a writer's commit.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -36,6 +39,8 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=pool_size, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path and path != ":memory:":
+            checkpoint_in_background(Path(path))
         return engine
     # No pre-ping: it costs a round trip per checkout; a dropped connection invalidates the pool on first use.
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True)

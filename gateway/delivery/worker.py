@@ -91,7 +91,8 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set, then finish the deliveries in flight and close the connections.
 
         After a claim that filled every free slot (more may be due) the next comes as soon as a batch's worth of
-        slots is free again; after one that found the queue short, at the next poll interval."""
+        slots is free again; while a point's queue waits for its free slots, as soon as a delivery finishes;
+        after one that found the queue short, at the next poll interval."""
         asyncio.get_running_loop().set_default_executor(self._blocking_threads)
         next_probe = time.monotonic()
         try:
@@ -101,8 +102,8 @@ class DeliveryWorker:
                 if self._settings.probe_seconds > 0 and time.monotonic() >= next_probe:
                     next_probe = time.monotonic() + self._settings.probe_seconds
                     await self._guarded(self._probe.probe(), "the half-open probe")
-                if started and started >= free:
-                    await self._claimer.wait_for_room(self._settings.poll_seconds)
+                if started and started >= free or self._claimer.points_full:
+                    await self._claimer.wait_for_room(self._settings.poll_seconds, filled=started >= free)
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self._settings.poll_seconds)

@@ -99,6 +99,15 @@ class TaskQueue:
             ).rowcount
         )
 
+    def give_back(self, tasks: list[ClaimedTask]) -> None:
+        """Release ``tasks`` unchanged, due as they were, in one transaction (claimed, but not to be tried now)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(DeliveryTask)
+                .where(DeliveryTask.id.in_([task.id for task in tasks]), DeliveryTask.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
     def release_later(self, task: ClaimedTask, seconds: float, **values: object) -> None:
         """Release the task, due again in ``seconds``, in a transaction of its own."""
         with self._engine.begin() as connection:
