@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, description="server worker processes, each with one event loop")
     threads: int = Field(
         default=16, ge=1,
-        description="threads per worker for blocking work (adapter calls, the asynchronous channel's database work, "
-        "health reports); a SOAP provider call holds none",
+        description="threads per process for blocking work (adapter calls, the asynchronous channel's database work, "
+        "health reports, the delivery worker's claims and outcomes); a SOAP provider call or a delivery holds none",
     )
     sync_timeout_seconds: float = Field(default=60.0, gt=0, description="whole sync exchange budget")
     provider_connect_timeout_seconds: float = Field(default=10.0, gt=0)

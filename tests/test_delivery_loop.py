@@ -102,8 +102,10 @@ def delivery_worker(database_url: str, concurrency: int) -> Iterator[psutil.Proc
         process.wait(timeout=60)
 
 
-def accept(url: str, service: str, count: int) -> list[str]:
-    with ThreadPoolExecutor(max_workers=8) as pool:
+def accept(database_url: str, service: str, count: int) -> list[str]:
+    """``count`` messages for ``service`` accepted by ``gateway serve`` (its own delivery worker off)."""
+    with served_gateway(database_url, workers="1") as gateway, ThreadPoolExecutor(max_workers=8) as pool:
+        url = f"{gateway.url}/bip-async/"
         return list(pool.map(lambda _: accepted(post(url, async_send(service)))[0], range(count)))
 
 
@@ -119,8 +121,7 @@ def test_hundreds_of_slow_deliveries_in_flight_hold_no_thread_each(
     database_url: str, engine: Engine, recipients: dict[int, SlowRecipient]
 ) -> None:
     recipient = recipients[WIDE_POINT]
-    with served_gateway(database_url, workers="1") as gateway:
-        message_ids = accept(f"{gateway.url}/bip-async/", WIDE_SERVICE, WIDE_MESSAGES)
+    message_ids = accept(database_url, WIDE_SERVICE, WIDE_MESSAGES)
     with delivery_worker(database_url, concurrency=WIDE_MESSAGES) as worker:
         # All of them at the recipient at once: one worker process, not one thread per delivery.
         wait_for(lambda: recipient.peak == WIDE_MESSAGES, seconds=RECIPIENT_SECONDS * 3)
@@ -141,8 +142,7 @@ def test_a_points_max_concurrent_calls_caps_what_the_worker_sends_it_at_once(
     database_url: str, engine: Engine, recipients: dict[int, SlowRecipient]
 ) -> None:
     recipient = recipients[NARROW_POINT]
-    with served_gateway(database_url, workers="1") as gateway:
-        message_ids = accept(f"{gateway.url}/bip-async/", NARROW_SERVICE, NARROW_MESSAGES)
+    message_ids = accept(database_url, NARROW_SERVICE, NARROW_MESSAGES)
     with delivery_worker(database_url, concurrency=200):
         # 40 messages, 10 at a time, 3 s each: four rounds.
         wait_for(lambda: delivered(engine, message_ids) == NARROW_MESSAGES, seconds=RECIPIENT_SECONDS * 4 * 4)
