@@ -91,8 +91,8 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set, then finish the deliveries in flight and close the connections.
 
         After a claim that filled every free slot (more may be due) the next comes as soon as a batch's worth of
-        slots is free again; while a point's queue waits for its free slots, as soon as a delivery finishes;
-        after one that found the queue short, at the next poll interval."""
+        slots is free again; while a point's queue waits for its slots, as soon as that point has half of them
+        free; after one that found the queue short, at the next poll interval."""
         asyncio.get_running_loop().set_default_executor(self._blocking_threads)
         next_probe = time.monotonic()
         try:
