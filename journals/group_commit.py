@@ -19,6 +19,11 @@ writes every batch, and each coroutine's future settles when the batch holding i
 A batch that fails on a value (a constraint, a value a column refuses) is written again item by item, so only
 the item at fault fails: one caller's bad input never costs the others their commit. A batch that fails because
 of the database itself (unreachable, locked) fails every item in it at once.
+
+On SQLite a batch takes the write lock first, asking for it every ``LOCK_POLL_SECONDS`` while another process
+holds it. SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms), and against another
+process committing batch after batch it missed gap after gap: with two server processes on one file, a tenth of a
+second and more went by before a batch got its turn (p99 of accepts 700–840 ms, 32 ms with one process).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -35,6 +41,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 Item = TypeVar("Item")
 MAX_ITEMS_PER_COMMIT = 200
+LOCK_POLL_SECONDS = 0.0005
+LOCK_WAIT_SECONDS = 30.0  # as long as the connections' busy_timeout
 
 
 @dataclass
@@ -168,12 +176,33 @@ class GroupCommit(Generic[Item]):
             if connection is None:
                 connection = self._engine.connect()
             with connection.begin():
+                if connection.dialect.name == "sqlite":
+                    take_write_lock(connection)
                 self._write_batch(connection, items)
         except Exception as exc:
             if connection is not None:
                 connection.close()
             return None, exc
         return connection, None
+
+
+def take_write_lock(connection: Connection) -> None:
+    """Begin the SQLite transaction on ``connection`` holding the write lock, asking every ``LOCK_POLL_SECONDS``
+    until it is free (at most ``LOCK_WAIT_SECONDS``, then the database's "locked" error)."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    busy_timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+            time.sleep(LOCK_POLL_SECONDS)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout or 0)}")
 
 
 def is_row_specific(error: BaseException) -> bool:

@@ -63,6 +63,38 @@ def test_a_failed_commit_is_reported_to_every_writer_in_it(tmp_path) -> None:
     engine.dispose()
 
 
+def test_the_writer_takes_sqlites_write_lock_as_soon_as_another_process_lets_it_go(tmp_path) -> None:
+    # SQLite's own busy handler sleeps 1, 2, 5 … 50, 100 ms between tries: a lock held 240 ms was taken ~90 ms after
+    # it was let go, and against another process committing batch after batch the gaps were missed for longer still.
+    import sqlite3
+
+    from gateway.db import make_engine, migrate
+
+    database = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{database}")
+    migrate(engine)
+    journal = LoggingJournal(engine)
+    other_process = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other_process.execute("BEGIN IMMEDIATE")
+    released_at: list[float] = []
+
+    def let_go() -> None:
+        time.sleep(0.24)
+        released_at.append(time.monotonic())
+        other_process.execute("COMMIT")
+
+    holder = threading.Thread(target=let_go)
+    holder.start()
+    journal.write([JournalRecord(channel="SYNC", state="DELIVERED")])
+    written_at = time.monotonic()
+    holder.join()
+    other_process.close()
+    assert written_at - released_at[0] < 0.03, f"written {1000 * (written_at - released_at[0]):.0f} ms after the lock was free"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000  # the connection's own wait is back
+    engine.dispose()
+
+
 def bad_records(engine: Engine) -> list[JournalRecord]:
     """Rows the database refuses: a NULL where a value is required, and (where the column length is enforced)
     a value longer than its column."""
