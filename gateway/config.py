@@ -103,8 +103,8 @@ class Settings(BaseSettings):
     )
     provider_ca_file: Path | None = Field(
         default=None,
-        description="CA certificates (PEM) that synchronous providers' HTTPS certificates are verified against; "
-        "default: the system's trust store",
+        description="CA certificates (PEM) that providers' and PUSH recipients' HTTPS certificates are verified "
+        "against, unless their delivery point names its own (tlsTrustedCertificates); default: the system's trust store",
     )
     http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
     admin_host: str = Field(default="127.0.0.1", description="where the admin API listens (loopback unless configured)")

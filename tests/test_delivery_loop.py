@@ -30,9 +30,10 @@ from tests.served import served_gateway
 from tests.test_async_channel import accepted
 from tests.wire import async_send, post, wait_for
 
-WIDE_POINT, NARROW_POINT = 9501, 9502
-WIDE_SERVICE, NARROW_SERVICE = "LoopWidePush", "LoopNarrowPush"
+WIDE_POINT, NARROW_POINT, BACKLOG_POINT, OTHER_POINT = 9501, 9502, 9503, 9504
+WIDE_SERVICE, NARROW_SERVICE, BACKLOG_SERVICE, OTHER_SERVICE = "LoopWidePush", "LoopNarrowPush", "LoopBacklog", "LoopOther"
 WIDE_MESSAGES, NARROW_MESSAGES, NARROW_LIMIT = 300, 40, 10
+BACKLOG_MESSAGES, BACKLOG_LIMIT, BACKLOG_SECONDS = 400, 2, 0.01
 RECIPIENT_SECONDS = 3.0
 WORKER_THREADS_SETTING = 4
 MAX_WORKER_THREADS = 3 + 2 * WORKER_THREADS_SETTING
@@ -42,7 +43,8 @@ class SlowRecipient:
     """An ASGI PUSH recipient acknowledging each sendMessage after ``RECIPIENT_SECONDS``; counts calls in flight
     and the message ids it acknowledged."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = RECIPIENT_SECONDS) -> None:
+        self.seconds = seconds
         self.in_flight = 0
         self.peak = 0
         self.acknowledged: list[str] = []
@@ -64,7 +66,7 @@ class SlowRecipient:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            await asyncio.sleep(RECIPIENT_SECONDS)
+            await asyncio.sleep(self.seconds)
         finally:
             self.in_flight -= 1
         answer = build_envelope(wire.build_send_message_response(message_id, message_id, "2026-12-06T10:00:00.000+05:00", "s"))
@@ -77,13 +79,16 @@ class SlowRecipient:
 @pytest.fixture(scope="module")
 def recipients(engine: Engine, loaded_registry: None) -> Iterator[dict[int, SlowRecipient]]:
     admin = RegistryAdmin(engine)
-    recipients = {WIDE_POINT: SlowRecipient(), NARROW_POINT: SlowRecipient()}
+    recipients = {WIDE_POINT: SlowRecipient(), NARROW_POINT: SlowRecipient(), BACKLOG_POINT: SlowRecipient(BACKLOG_SECONDS),
+                  OTHER_POINT: SlowRecipient(0.0)}
+    points = ((WIDE_POINT, WIDE_SERVICE, 1000), (NARROW_POINT, NARROW_SERVICE, NARROW_LIMIT),
+              (BACKLOG_POINT, BACKLOG_SERVICE, BACKLOG_LIMIT), (OTHER_POINT, OTHER_SERVICE, 8))
     with contextlib.ExitStack() as servers:
-        for point, service, limit in ((WIDE_POINT, WIDE_SERVICE, 1000), (NARROW_POINT, NARROW_SERVICE, NARROW_LIMIT)):
+        for point, service, limit in points:
             server = servers.enter_context(BackgroundAsgiServer(recipients[point]))
             admin.create("delivery-points", {"id": point, "url": f"{server.url}/", "callMode": 2, "asyncCallTimeoutSec": 30,
                                              "maxConcurrentCalls": limit}, "test")
-            admin.create("services", {"key": service, "name": f"PUSH to a recipient taking {RECIPIENT_SECONDS:.0f} s",
+            admin.create("services", {"key": service, "name": f"PUSH to a recipient taking {recipients[point].seconds} s",
                                       "ownerIS": "asyncprov", "interactionMode": "ASYNC", "sendMode": "PUSH",
                                       "defaultDeliveryPoint": point, "users": [{"informationSystem": "pep"}]}, "test")
         yield recipients
@@ -148,3 +153,20 @@ def test_a_points_max_concurrent_calls_caps_what_the_worker_sends_it_at_once(
         wait_for(lambda: delivered(engine, message_ids) == NARROW_MESSAGES, seconds=RECIPIENT_SECONDS * 4 * 4)
     assert recipient.peak == NARROW_LIMIT
     assert sorted(recipient.acknowledged) == sorted(message_ids)
+
+
+def test_a_point_with_a_long_queue_does_not_hold_back_the_other_points(
+    database_url: str, engine: Engine, recipients: dict[int, SlowRecipient]
+) -> None:
+    # 400 queued for a point taking 2 calls at a time, 10 ms each (2 s to drain), older than the other point's
+    # message and far more than the worker's 20 slots: a claim of the oldest tasks would bring that point's alone,
+    # each time one of its two slots freed, until its queue was nearly gone.
+    backlog = accept(database_url, BACKLOG_SERVICE, BACKLOG_MESSAGES)
+    other = accept(database_url, OTHER_SERVICE, 1)
+    with delivery_worker(database_url, concurrency=20):
+        wait_for(lambda: delivered(engine, other) == 1, seconds=10)
+        still_queued = BACKLOG_MESSAGES - delivered(engine, backlog)
+        wait_for(lambda: delivered(engine, backlog) == BACKLOG_MESSAGES, seconds=60)
+    assert still_queued > BACKLOG_MESSAGES // 2, f"the other point waited until {still_queued} were left"
+    assert recipients[BACKLOG_POINT].peak == BACKLOG_LIMIT
+    assert sorted(recipients[BACKLOG_POINT].acknowledged) == sorted(backlog)

@@ -23,8 +23,9 @@ class HalfOpenProbe:
 
     async def probe(self) -> None:
         """Half-open probes: one delivery to each switched-off point whose cool-down has passed."""
-        for task, message, point, snapshot in await asyncio.to_thread(self._claim_probes):
-            await self._probe_with(task, message, point, snapshot)
+        # At once, not one after another: each was leased at the same moment, for its own call's time.
+        probes = await asyncio.to_thread(self._claim_probes)
+        await asyncio.gather(*(self._probe_with(*probe) for probe in probes))
 
     def _claim_probes(self) -> list[tuple[ClaimedTask, StoredMessage, DeliveryPointView, RegistrySnapshot]]:
         """A task of each switched-off point due for its probe, leased, with its message (in a thread)."""

@@ -17,7 +17,7 @@ from gateway.adapters.envelope_data import adapter_payload
 from gateway.adapters.pool import AdapterPool
 from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.outcome import Outcomes
-from gateway.errors import GatewayError
+from gateway.errors import ErrorCode, GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.outbound.async_client import AsyncHttpClient
 from gateway.outbound.http_client import HttpAnswer
@@ -84,11 +84,16 @@ class Caller:
     async def ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
         """Hand the task's REQUEST to the point's adapter, or ask again for a result still pending; its error is
         returned, not raised, for the outcome to judge."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._adapter_threads, self._ask_adapter, task, message, point)
-
-    def _ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
+        # The call's time runs from here, waiting for an adapter thread included: the task's lease ran from its claim.
         deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._adapter_threads, self._ask_adapter, task, message, point, deadline)
+
+    def _ask_adapter(
+        self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, deadline: float
+    ) -> AdapterAnswer | GatewayError:
+        if time.monotonic() >= deadline:
+            return GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left: the call waited for an adapter thread")
         try:
             adapter = self._adapters.adapter_for(point)
             if task.kind == POLL_TASK:

@@ -3,10 +3,11 @@ worker's concurrency, nor more to one delivery point than its ``maxConcurrentCal
 
 A claim asks for no more tasks than there are free slots, in the worker and at the points: a point whose
 ``maxConcurrentCalls`` are all in flight from this worker is left out of the claim, and the claim's size is at
-most the slots free at the other points. Tasks of one point beyond its free slots (the claim cannot count per
-point) go back to the queue at once, in one transaction, due as they were, and the next claim comes as soon as a
-delivery finishes: a point with a long queue is fed as fast as its slots free, without a round trip per task
-refused and without delaying it.
+most the slots free at the other points. Tasks of one point beyond its free slots (one claim across points cannot
+count per point) go back to the queue at once, in one transaction, due as they were. From then on that point is
+a backlogged one: its tasks are claimed on their own, never more than its free slots, and left out of the claim
+across points, so that its old queue never stands at the head of everyone else's; the next claim comes when it
+has half its slots free.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class Claimer:
         free = self.free
         if free <= 0:
             return 0
-        claim = await asyncio.to_thread(self._claim, free)
+        claim = await asyncio.to_thread(self._claim, free, set(self._waiting_points))
         refused = []
         full = dict(claim.full_points)
         for task in claim.tasks:
@@ -107,9 +108,9 @@ class Claimer:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    def _claim(self, free: int) -> _Claim:
+    def _claim(self, free: int, backlogged: set[int]) -> _Claim:
         """The poll's database work, in a thread: the registry, up to ``free`` leased tasks of points with a free
-        slot, and their messages."""
+        slot (a ``backlogged`` point's claimed on their own, at most its free slots), and their messages."""
         snapshot = self._parts.registry.current()
         switched_off = self._parts.guard.switched_off()
         if switched_off:
@@ -118,19 +119,27 @@ class Claimer:
                 for point_id in switched_off:
                     self._parts.store.stop_point(connection, point_id, snapshot)
         excluded = set(switched_off)
-        room, full = 0, {}
+        room, full, own_claims = 0, {}, {}
         for point in snapshot.delivery_points.values():
             if point.id in excluded:
                 continue
             slots = point.max_concurrent_calls - self._bulkhead.in_flight(point.id) if point.enabled else 0
-            if slots <= 0:
+            if slots <= 0 or point.id in backlogged:
                 excluded.add(point.id)
-                if point.enabled:
-                    full[point.id] = point.max_concurrent_calls
-            room += max(slots, 0)
+            if slots <= 0 and point.enabled:
+                full[point.id] = point.max_concurrent_calls
+            elif slots > 0 and point.id in backlogged:
+                own_claims[point.id] = slots
+            elif slots > 0:
+                room += slots
+        tasks: list[ClaimedTask] = []
+        for point_id, slots in own_claims.items():
+            if len(tasks) < free:
+                tasks += self._parts.tasks.claim_due_tasks(snapshot, min(slots, free - len(tasks)), only_point=point_id)
         # At least one: a task whose point left the registry is claimed all the same, to be finished as failed.
-        limit = min(free, max(room, 1))
-        tasks = self._parts.tasks.claim_due_tasks(snapshot, limit, excluded_points=excluded)
+        limit = min(free - len(tasks), max(room, 1))
+        if limit > 0:
+            tasks += self._parts.tasks.claim_due_tasks(snapshot, limit, excluded_points=excluded)
         messages = self._parts.store.find_many([task.message_id for task in tasks]) if tasks else {}
         return _Claim(snapshot, tasks, messages, full)
 

@@ -125,5 +125,8 @@ class BackgroundWorker:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(STOP_TIMEOUT_SECONDS)
         self._scheduler.shutdown(wait=True)
+        if self._thread.is_alive():  # deliveries still in flight: the daemon thread goes with the process
+            log.warning("the embedded delivery worker did not stop within %.0f s", STOP_TIMEOUT_SECONDS)
+            return
         self.worker.close()
         self._loop.close()

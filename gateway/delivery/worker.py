@@ -95,13 +95,16 @@ class DeliveryWorker:
         free; after one that found the queue short, at the next poll interval."""
         asyncio.get_running_loop().set_default_executor(self._blocking_threads)
         next_probe = time.monotonic()
+        probing: asyncio.Task[int] | None = None
         try:
             while not stop.is_set():
                 free = self._claimer.free
                 started = await self._guarded(self._claimer.poll(), "polling for due deliveries")
-                if self._settings.probe_seconds > 0 and time.monotonic() >= next_probe:
+                # Probes run beside the claims (a probed host that hangs holds its probe, not the queue), one
+                # round at a time.
+                if self._settings.probe_seconds > 0 and time.monotonic() >= next_probe and (probing is None or probing.done()):
                     next_probe = time.monotonic() + self._settings.probe_seconds
-                    await self._guarded(self._probe.probe(), "the half-open probe")
+                    probing = asyncio.create_task(self._guarded(self._probe.probe(), "the half-open probe"))
                 if started and started >= free or self._claimer.points_full:
                     await self._claimer.wait_for_room(self._settings.poll_seconds, filled=started >= free)
                 else:
@@ -109,6 +112,8 @@ class DeliveryWorker:
                         await asyncio.wait_for(stop.wait(), self._settings.poll_seconds)
         finally:
             await self._claimer.drain()
+            if probing is not None:
+                await probing
             await self._client.close()
 
     async def probe(self) -> None:
