@@ -6,10 +6,8 @@ and every caller waiting on that commit waits with it: the group commit's writer
 process. The gateway's connections turn that off (``wal_autocheckpoint=0``) and one thread per process and
 database checkpoints instead: ``PASSIVE`` every ``INTERVAL_SECONDS`` (it never blocks a writer; pages written
 meanwhile wait for the next round), and, should the log outgrow ``MAX_LOG_BYTES`` because writers never pause long
-enough for a passive checkpoint to catch up, a ``TRUNCATE`` (which holds writers back while it runs, the stall the
-passive rounds otherwise avoid) so that the log starts again from its beginning and its file is emptied. The
-thread never waits for a lock: a checkpoint that finds a writer or a reader in its way gives up at once and is
-tried again next round, so a long reader (an export) never makes writers queue behind the checkpointer.
+enough for a passive checkpoint to catch up, one ``RESTART`` (which holds writers back while it runs, the stall
+the passive rounds otherwise avoid) so that the log starts again from its beginning.
 """
 from __future__ import annotations
 
@@ -46,8 +44,8 @@ def _checkpoint_forever(database: Path) -> None:
                 if not database.exists():  # the engine has not connected yet: never create the file here
                     continue
                 connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-                connection.execute("PRAGMA busy_timeout=0")
-            mode = "TRUNCATE" if wal.exists() and wal.stat().st_size > MAX_LOG_BYTES else "PASSIVE"
+                connection.execute("PRAGMA busy_timeout=30000")
+            mode = "RESTART" if wal.exists() and wal.stat().st_size > MAX_LOG_BYTES else "PASSIVE"
             connection.execute(f"PRAGMA wal_checkpoint({mode})")
         except Exception as exc:  # noqa: BLE001 - whatever it was, the next round tries again: nothing else checkpoints
             log.debug("WAL checkpoint of %s skipped: %s", database, exc)
