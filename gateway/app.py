@@ -16,8 +16,7 @@ from gateway.config import Settings
 from gateway.db import make_engine
 from gateway.delivery.adapter_provider import DeliveryPointCaller
 from gateway.delivery.bulkhead import Bulkhead
-from gateway.outbound.async_client import AsyncHttpClient, provider_trust
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.clients import backend_client, provider_client
 from gateway.delivery.sync_provider import SoapProviderCaller
 from gateway.endpoints.admission import Capacity
 from gateway.endpoints.async_endpoint import AsyncEndpoint
@@ -45,14 +44,8 @@ def create_app(
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
     # The adapters' back-office calls are blocking code run on ``adapter_threads``; SOAP providers are awaited.
-    http_client = HttpClient(
-        pool_maxsize=settings.http_pool_maxsize,
-        connect_timeout=settings.provider_connect_timeout_seconds,
-        max_response_bytes=settings.max_provider_response_bytes,
-    )
-    provider_http = AsyncHttpClient(
-        settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_trust(settings.provider_ca_file)
-    )
+    http_client = backend_client(settings)
+    provider_http = provider_client(settings)
     adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
     blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="blocking")
     keys = load_keys(settings)

@@ -85,7 +85,7 @@ class Caller:
         """Hand the task's REQUEST to the point's adapter, or ask again for a result still pending; its error is
         returned, not raised, for the outcome to judge."""
         # The call's time runs from here, waiting for an adapter thread included: the task's lease ran from its claim.
-        deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        deadline = _call_deadline(point)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._adapter_threads, self._ask_adapter, task, message, point, deadline)
 
@@ -108,7 +108,7 @@ class Caller:
         if delivery_policy(point.security_mode).gateway_signs and self._keys.any is None:
             return NO_SIGNING_KEY
         body = self._envelope(task, message, point, snapshot)
-        deadline = time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
+        deadline = _call_deadline(point)
         try:
             answer = await self._client.post(point.url, body, deadline, point.tls_trust)
         except GatewayError as exc:
@@ -132,6 +132,11 @@ class Caller:
                             point.id, recipient_id)
         signer = self._keys.for_gost(point.wants_gost)
         return build_envelope(_payload(task, message), protect(signer, recipient))
+
+
+def _call_deadline(point: DeliveryPointView) -> float:
+    """When a call to ``point`` started now must be over: its ``asyncCallTimeout`` from now."""
+    return time.monotonic() + float(point.async_call_timeout_sec or DEFAULT_CALL_TIMEOUT)
 
 
 def _expected_answer(task: ClaimedTask) -> str:

@@ -19,8 +19,7 @@ from gateway.delivery.late import check_late_deliveries
 from gateway.delivery.worker import DeliveryWorker, WorkerSettings
 from gateway.failure_log import FailureLog
 from gateway.metrics import process_metrics
-from gateway.outbound.async_client import AsyncHttpClient, provider_trust
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.clients import backend_client, provider_client
 from gateway.security.keys import GatewayKeys, load_keys
 from gateway.store.messages import MessageStore
 from journals.logging_journal import LoggingJournal
@@ -51,9 +50,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
         registry=RegistryCache(engine, settings.registry_refresh_seconds),
         store=MessageStore(engine, LoggingJournal(engine)),
         guard=DeliveryGuard(engine, settings.breaker_probe_seconds),
-        client=AsyncHttpClient(
-            settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes, provider_trust(settings.provider_ca_file)
-        ),
+        client=provider_client(settings),
         settings=WorkerSettings(
             concurrency=settings.delivery_concurrency,
             threads=settings.threads,
@@ -64,7 +61,7 @@ def build_worker(settings: Settings, engine: Engine) -> DeliveryWorker:
             retry_max_seconds=settings.retry_max_seconds,
         ),
         keys=load_keys(settings),
-        adapters=AdapterPool(HttpClient(settings.http_pool_maxsize, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)),
+        adapters=AdapterPool(backend_client(settings)),
         metrics=process_metrics(settings.metrics_dir),
     )
 

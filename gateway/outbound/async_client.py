@@ -14,7 +14,6 @@ import asyncio
 import ssl
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import aiohttp
 from yarl import URL
@@ -25,11 +24,6 @@ from gateway.outbound.http_client import MAX_REMEMBERED_URLS, SOAP_HEADERS, Http
 _READ_CHUNK = 64 * 1024
 # aiohttp's own additions (User-Agent, Accept-Encoding) go; a provider sees the headers the gateway chose.
 _SKIPPED_AUTO_HEADERS = ("User-Agent", "Accept-Encoding")
-
-
-def provider_trust(ca_file: Path | None) -> ssl.SSLContext:
-    """How HTTPS providers are verified: against ``ca_file`` (``GATEWAY_PROVIDER_CA_FILE``) or the system's store."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 class AsyncHttpClient:
