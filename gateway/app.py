@@ -43,15 +43,12 @@ def create_app(
     stop it inside their validity."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url, pool_size=settings.threads + 2)
-    # The adapters' back-office calls are blocking code run on ``adapter_threads``; SOAP providers are awaited.
-    http_client = backend_client(settings)
     provider_http = provider_client(settings)
-    adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
     blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="blocking")
     keys = load_keys(settings)
     if keys.gost is not None or settings.trusted_gost_ca_file is not None:
         gost.warm_up()
-    adapters = AdapterPool(http_client)
+    adapters = AdapterPool(backend_client(settings))
     trust = load_trust_store(settings, clock)
     signatures = CallerSignatures(ReplayGuard(engine, settings.replay_window_seconds), trust, clock)
     metrics = process_metrics(settings.metrics_dir)
@@ -63,7 +60,7 @@ def create_app(
         registry=registry,
         authenticator=authenticator,
         provider=DeliveryPointCaller(
-            SoapProviderCaller(provider_http, keys), adapters, Bulkhead(settings.max_provider_calls), adapter_threads
+            SoapProviderCaller(provider_http, keys), adapters, Bulkhead(settings.max_provider_calls)
         ),
         signatures=signatures,
         can_sign=keys.any is not None,
@@ -75,12 +72,13 @@ def create_app(
     async def started() -> None:
         asyncio.get_running_loop().set_default_executor(blocking_threads)
 
+    async def stopped() -> None:
+        await provider_http.close()
+        await adapters.close()
+
     def closed() -> None:
         journal.close()
-        adapters.close()
-        http_client.close()
         memory.close()
-        adapter_threads.shutdown(wait=False)
         blocking_threads.shutdown(wait=False)
 
     sync_endpoint = SyncEndpoint(channel, journal, settings.sync_timeout_seconds, keys, metrics)
@@ -105,6 +103,6 @@ def create_app(
         body_bytes=body_bytes,
         memory=memory,
         started=started,
-        stopped=provider_http.close,
+        stopped=stopped,
         closed=closed,
     )

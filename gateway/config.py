@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, description="server worker processes, each with one event loop")
     threads: int = Field(
         default=16, ge=1,
-        description="threads per process for blocking work (adapter calls, the asynchronous channel's database work, "
-        "health reports, the delivery worker's claims and outcomes); a SOAP provider call or a delivery holds none",
+        description="threads per process for blocking work (the asynchronous channel's database work, "
+        "health reports, the delivery worker's claims and outcomes); a provider call, an adapter's back-office call or a "
+        "delivery holds none",
     )
     sync_timeout_seconds: float = Field(default=60.0, gt=0, description="whole sync exchange budget")
     provider_connect_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -106,7 +107,6 @@ class Settings(BaseSettings):
         description="CA certificates (PEM) that providers' and PUSH recipients' HTTPS certificates are verified "
         "against, unless their delivery point names its own (tlsTrustedCertificates); default: the system's trust store",
     )
-    http_pool_maxsize: int = Field(default=32, ge=1, description="pooled connections per provider host")
     admin_host: str = Field(default="127.0.0.1", description="where the admin API listens (loopback unless configured)")
     admin_port: int = Field(default=8081, description="the admin API's port")
     admin_in_serve: bool = Field(default=True, description="gateway serve also runs the admin API")

@@ -117,15 +117,16 @@ class DeliveryPointEntry(_Entry):
     enabled: bool = True
     max_concurrent_calls: int = Field(default=DEFAULT_MAX_CONCURRENT_CALLS, ge=1, le=10_000)
     signature_algorithm: Literal["RSA", "GOST"] = "RSA"
-    # The CAs this point's HTTPS server certificate must chain to, instead of the gateway's provider trust.
+    # The CAs this point's HTTPS server (or its adapter's back office) must chain to, instead of the default trust.
     tls_trusted_certificates: list[CertificatePem] = []
 
     @model_validator(mode="after")
     def _throttling_complete(self) -> DeliveryPointEntry:
         if (self.url is None) == (self.adapter is None):
             raise ValueError("a delivery point has either a url or an adapter")
-        if self.tls_trusted_certificates and not (self.url or "").startswith("https://"):
-            raise ValueError("tlsTrustedCertificates are for a delivery point whose url is https://")
+        # An adapter's point names the CAs of its back office's HTTPS (its URLs are the adapter's options).
+        if self.tls_trusted_certificates and self.url is not None and not self.url.startswith("https://"):
+            raise ValueError("tlsTrustedCertificates are for a delivery point whose url is https:// (or an adapter's)")
         if self.throttling_enabled and (self.throttling_timeout_sec is None or self.throttling_request_count is None):
             raise ValueError("throttlingEnabled needs throttlingTimeoutSec and throttlingRequestCount")
         if (self.max_errors is None) != (self.max_error_interval_sec is None):

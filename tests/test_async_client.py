@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.outbound.async_client import AsyncHttpClient
-from gateway.outbound.http_client import HttpAnswer
+from gateway.outbound.async_client import AsyncHttpClient, HttpAnswer
 
 Answer = Callable[[socket.socket, bytes], None]
 MAX_RESPONSE_BYTES = 64 * 1024

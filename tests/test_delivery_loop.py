@@ -7,7 +7,6 @@ queues what the worker sends and its count of calls in flight is the worker's.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -26,6 +25,7 @@ from gateway.soap.envelope import build_envelope, parse_envelope
 from gateway.store.models import AsyncMessage, DeliveryTask
 from registry.admin import RegistryAdmin
 from tests.conftest import REPO_ROOT
+from tests.holding import Answer, HoldingServer
 from tests.served import served_gateway
 from tests.test_async_channel import accepted
 from tests.wire import async_send, post, wait_for
@@ -39,41 +39,19 @@ WORKER_THREADS_SETTING = 4
 MAX_WORKER_THREADS = 3 + 2 * WORKER_THREADS_SETTING
 
 
-class SlowRecipient:
-    """An ASGI PUSH recipient acknowledging each sendMessage after ``RECIPIENT_SECONDS``; counts calls in flight
-    and the message ids it acknowledged."""
+class SlowRecipient(HoldingServer):
+    """A PUSH recipient acknowledging each sendMessage after ``RECIPIENT_SECONDS``; keeps the message ids it
+    acknowledged."""
 
     def __init__(self, seconds: float = RECIPIENT_SECONDS) -> None:
-        self.seconds = seconds
-        self.in_flight = 0
-        self.peak = 0
+        super().__init__(seconds)
         self.acknowledged: list[str] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
         message_id = parse_envelope(body).payload.findtext("request/messageInfo/messageId") or ""
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await asyncio.sleep(self.seconds)
-        finally:
-            self.in_flight -= 1
         answer = build_envelope(wire.build_send_message_response(message_id, message_id, "2026-12-06T10:00:00.000+05:00", "s"))
         self.acknowledged.append(message_id)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/xml; charset=utf-8"), (b"content-length", str(len(answer)).encode())]})
-        await send({"type": "http.response.body", "body": answer})
+        return 200, b"text/xml; charset=utf-8", answer
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """One event loop per process: 1,000 calls in flight to a slow provider cost memory, not threads, and ``/health``
-answers at once while they wait.
+answers at once while they wait; calls waiting on an adapter's slow back office hold no thread either.
 
 The gateway runs as production runs it (``gateway serve``: uvicorn, one worker process). The provider is an
-asyncio server of its own that holds each call for a few seconds, so that it never queues what the gateway sends.
+asyncio server of its own that holds each call for a few seconds, so that it never queues what the gateway sends;
+so is the slow back office, which then passes the call on to the payments emulator and relays its answer.
 """
 from __future__ import annotations
 
@@ -20,41 +21,28 @@ from sqlalchemy import Engine
 
 from gateway.serving import BackgroundAsgiServer
 from registry.admin import RegistryAdmin
+from tests.holding import Answer, HoldingServer
 from tests.served import ServedGateway, served_gateway
 from tests.wire import post, sync_request
 
 SLOW_POINT, SLOW_SERVICE = 9301, "EventLoopSlowService"
+SLOW_BACKEND_POINT, SLOW_BACKEND_SERVICE = 9302, "EventLoopSlowBackend"
+BACKEND_CALLS = 300  # far beyond the server's 8 threads
+PAYMENTS = "urn:gateway:adapters:payments"
 CALLS = 1000
 PROVIDER_SECONDS = 4.0
 HEALTH_LIMIT_SECONDS = 0.1
 
 
-class SlowProvider:
-    """An ASGI provider answering every call with ``answer`` after ``PROVIDER_SECONDS``; counts calls in flight."""
+class SlowProvider(HoldingServer):
+    """A provider answering every call with ``answer`` after ``PROVIDER_SECONDS``."""
 
     def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.in_flight = 0
-        self.peak = 0
+        super().__init__(PROVIDER_SECONDS)
+        self._answer = answer
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await receive()  # startup
-            await send({"type": "lifespan.startup.complete"})
-            await receive()  # shutdown
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await asyncio.sleep(PROVIDER_SECONDS)
-        finally:
-            self.in_flight -= 1
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/xml; charset=utf-8"), (b"content-length", str(len(self.answer)).encode())]})
-        await send({"type": "http.response.body", "body": self.answer})
+    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
+        return 200, b"text/xml; charset=utf-8", self._answer
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +55,57 @@ def slow_provider(provider_url: str) -> Iterator[tuple[SlowProvider, str]]:
         yield provider, server.url
 
 
+class SlowBackend(HoldingServer):
+    """A back office holding each call ``PROVIDER_SECONDS``; the first call is passed on to ``backend_url`` and its
+    answer relayed, later ones get that same answer (a balance does not change), so that the emulator behind never
+    queues the calls held here."""
+
+    def __init__(self, backend_url: str) -> None:
+        super().__init__(PROVIDER_SECONDS)
+        self.backend_url = backend_url
+        self._answer: Answer | None = None
+
+    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
+        if self._answer is None:
+            headers = {name.decode(): value.decode() for name, value in scope["headers"]
+                       if name.lower() not in (b"host", b"content-length", b"transfer-encoding")}
+            async with aiohttp.ClientSession() as session, session.request(
+                scope["method"], self.backend_url + scope["path"], data=body, headers=headers
+            ) as answer:
+                content_type = answer.headers.get("Content-Type", "application/json").encode()
+                self._answer = answer.status, content_type, await answer.read()
+        return self._answer
+
+
 @pytest.fixture(scope="module")
-def gateway(database_url: str, engine: Engine, loaded_registry: None, slow_provider: tuple[SlowProvider, str]) -> Iterator[ServedGateway]:
+def slow_backend(backend_servers: dict[str, tuple[Any, str]]) -> Iterator[tuple[SlowBackend, str]]:
+    backend = SlowBackend(backend_servers["payments"][1])
+    with BackgroundAsgiServer(backend) as server:
+        yield backend, server.url
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    database_url: str, engine: Engine, loaded_registry: None, slow_provider: tuple[SlowProvider, str],
+    slow_backend: tuple[SlowBackend, str],
+) -> Iterator[ServedGateway]:
     admin = RegistryAdmin(engine)
     admin.create("delivery-points", {"id": SLOW_POINT, "url": f"{slow_provider[1]}/provider", "callMode": 1,
                                      "maxConcurrentCalls": CALLS}, "test")
     admin.create("services", {"key": SLOW_SERVICE, "name": "A provider taking 4 s", "ownerIS": "gbdfl",
                               "interactionMode": "SYNC", "defaultDeliveryPoint": SLOW_POINT,
                               "users": [{"informationSystem": "pep"}]}, "test")
+    admin.create("delivery-points", {"id": SLOW_BACKEND_POINT, "callMode": 1, "maxConcurrentCalls": CALLS, "adapter": {
+        "name": "payments", "options": {"baseUrl": slow_backend[1], "token": "${GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN}"}}}, "test")
+    admin.create("services", {"key": SLOW_BACKEND_SERVICE, "name": "A back office taking 4 s", "ownerIS": "paycentre",
+                              "interactionMode": "SYNC", "defaultDeliveryPoint": SLOW_BACKEND_POINT,
+                              "users": [{"informationSystem": "pep"}]}, "test")
     with served_gateway(database_url, workers="1", threads="8", sync_timeout_seconds="30") as served:
         yield served
 
 
-async def _call_all(url: str, count: int) -> list[int]:
-    body = sync_request(SLOW_SERVICE).encode()
+async def _call_all(url: str, count: int, service: str = SLOW_SERVICE, data: str | None = None) -> list[int]:
+    body = (sync_request(service, data=data) if data else sync_request(service)).encode()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         async def one() -> int:
@@ -121,3 +146,28 @@ def test_a_thousand_calls_to_a_slow_provider_hold_no_threads(
     assert per_call < 256 * 1024, f"{per_call / 1024:.0f} KiB a call in flight"
     print(f"threads {threads_before} -> {threads_during}; {per_call / 1024:.0f} KiB a call in flight; "
           f"/health worst {max(polls) * 1000:.1f} ms over {len(polls)} polls")
+
+
+def test_calls_waiting_on_an_adapters_slow_back_office_hold_no_threads(
+    gateway: ServedGateway, slow_backend: tuple[SlowBackend, str]
+) -> None:
+    """Every call reaches the back office at once (an adapter call is a coroutine: on threads, 8 would)."""
+    backend = slow_backend[0]
+    data = f'<data><BalanceRequest xmlns="{PAYMENTS}"/></data>'
+    warm = post(f"{gateway.url}/bip-sync/", sync_request(SLOW_BACKEND_SERVICE, data=data))
+    assert warm.status == 200, warm.body[:500]
+    worker = gateway.worker_processes()[0]
+    threads_before = worker.num_threads()
+    statuses: list[int] = []
+    callers = threading.Thread(
+        target=lambda: statuses.extend(asyncio.run(_call_all(gateway.url, BACKEND_CALLS, SLOW_BACKEND_SERVICE, data)))
+    )
+    callers.start()
+    deadline = time.monotonic() + PROVIDER_SECONDS + 20
+    while backend.in_flight < BACKEND_CALLS and time.monotonic() < deadline and callers.is_alive():
+        time.sleep(0.05)
+    threads_during = worker.num_threads()
+    callers.join(timeout=60)
+    assert backend.peak == BACKEND_CALLS, f"at most {backend.peak} calls reached the back office at once"
+    assert statuses.count(200) == BACKEND_CALLS, {status: statuses.count(status) for status in set(statuses)}
+    assert threads_during <= threads_before + 8, (threads_before, threads_during)

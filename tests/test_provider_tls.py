@@ -1,17 +1,20 @@
 """HTTPS providers are verified: against the system's trust store, ``GATEWAY_PROVIDER_CA_FILE``, or the CAs the
 delivery point names in the registry (``tlsTrustedCertificates``), which then replace the gateway's trust for
-that point alone. A certificate that does not chain to the trust in force is refused and named."""
+that point alone; an adapter's back office likewise, against the CAs its point names. A certificate that does not
+chain to the trust in force is refused and named."""
 from __future__ import annotations
 
 import asyncio
 import datetime
 import ipaddress
+import os
 import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import urllib3
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -59,10 +62,10 @@ def other_tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return self_signed(tmp_path_factory.mktemp("tls-other"), "other")
 
 
-def https_server(serve: Callable[..., ScriptedServer], files: tuple[Path, Path], body: bytes) -> str:
+def https_server(serve: Callable[..., ScriptedServer], files: tuple[Path, Path], body: bytes, headers: bytes = b"") -> str:
     server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_side.load_cert_chain(*files)
-    return f"https://127.0.0.1:{serve(fixed(body), tls=server_side).port}"
+    return f"https://127.0.0.1:{serve(fixed(body, headers), tls=server_side).port}"
 
 
 def test_tls_is_verified_against_the_trust_given(serve: Callable[..., ScriptedServer], tls_files: tuple[Path, Path]) -> None:
@@ -154,12 +157,42 @@ def test_the_registry_refuses_a_trust_for_a_point_that_is_not_https(engine: Engi
                                          "tlsTrustedCertificates": ["not a certificate"]}, "test")
 
 
-def sync_call(database_url: str, engine: Engine, service: str, provider_ca_file: Path | None = None) -> str | None:
+def test_an_adapters_back_office_is_verified_against_the_cas_its_point_names(
+    serve: Callable[..., ScriptedServer], tls_files: tuple[Path, Path], other_tls_files: tuple[Path, Path],
+    database_url: str, engine: Engine, loaded_registry: None, backend_servers: dict[str, tuple[object, str]],
+) -> None:
+    # The payments emulator's answer to a balance request, served again by a back office over TLS.
+    token = os.environ["GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN"]
+    canned = urllib3.request("POST", f"{backend_servers['payments'][1]}/api/v20/balance",
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}).data
+    office = https_server(serve, tls_files, canned, b"Content-Type: application/json\r\n")
+    admin = RegistryAdmin(engine)
+    for point, service, ca in ((9405, "TlsBackOffice", tls_files[0]), (9406, "TlsBackOfficeWrongCa", other_tls_files[0]),
+                               (9407, "TlsBackOfficeNoCa", None)):
+        entry: dict[str, object] = {"id": point, "callMode": 1, "adapter": {"name": "payments", "options": {
+            "baseUrl": office, "token": "${GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN}"}}}
+        if ca is not None:
+            entry["tlsTrustedCertificates"] = [ca.read_text()]
+        admin.create("delivery-points", entry, "test")
+        admin.create("services", {"key": service, "name": "A back office over HTTPS", "ownerIS": "paycentre",
+                                  "interactionMode": "SYNC", "defaultDeliveryPoint": point,
+                                  "users": [{"informationSystem": "pep"}]}, "test")
+    balance = '<data><BalanceRequest xmlns="urn:gateway:adapters:payments"/></data>'
+    assert sync_call(database_url, engine, "TlsBackOffice", data=balance) is None
+    assert sync_call(database_url, engine, "TlsBackOfficeWrongCa", data=balance) == ErrorCode.PROVIDER_UNREACHABLE.code
+    # Without a trust of its own, the system's store decides: it does not know this CA.
+    assert sync_call(database_url, engine, "TlsBackOfficeNoCa", data=balance) == ErrorCode.PROVIDER_UNREACHABLE.code
+
+
+def sync_call(
+    database_url: str, engine: Engine, service: str, provider_ca_file: Path | None = None, data: str | None = None
+) -> str | None:
     """Call ``service`` through a fresh gateway; None when answered, else the fault's error code."""
     app = create_app(gateway_settings(database_url, provider_ca_file=provider_ca_file, registry_refresh_seconds=0), engine=engine)
+    request = sync_request(service, data=data) if data is not None else sync_request(service)
     try:
         with BackgroundAsgiServer(app) as gateway:
-            answer = post(f"{gateway.url}/bip-sync/", sync_request(service))
+            answer = post(f"{gateway.url}/bip-sync/", request)
     finally:
         app.close()
     if answer.status == 200:

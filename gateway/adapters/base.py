@@ -8,6 +8,9 @@ schema. When the backend's result is not final yet (a task still running, a paym
 carries a :class:`PendingWork`; the gateway keeps it durably and calls :meth:`BackendAdapter.poll` on a schedule
 until the answer is final, then delivers that answer to the initiator as a RESPONSE in the message chain.
 
+``handle`` and ``poll`` are coroutines on the process's event loop: a call waiting for its back office holds no
+thread (the adapters' HTTP goes through :class:`~gateway.outbound.async_client.AsyncHttpClient`, on that loop).
+
 Failures are :class:`~gateway.errors.GatewayError`: ``PROVIDER_UNREACHABLE`` / ``PROVIDER_TIMEOUT`` when the
 backend cannot be reached or answer in time, ``PROVIDER_FAULT`` with a ``sub_error`` carrying the backend's own
 code when the backend refuses, ``PROVIDER_RESPONSE_INVALID`` when its answer is malformed or its signature is
@@ -46,7 +49,7 @@ class BackendAdapter(Protocol):
     name: str
     namespace: str  # target namespace of xsd/adapters/<name>.xsd
 
-    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+    async def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
         """Carry out the operation ``data`` names (its element name), finishing before ``deadline``
         (a ``time.monotonic()`` value).
 
@@ -56,7 +59,7 @@ class BackendAdapter(Protocol):
         then be found again, never created a second time (docs/adapters.md, "Repeats")."""
         ...
 
-    def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
+    async def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Ask again for a result still pending (``attempt`` counts from 1); the answer is pending again while
         the backend's result is not final."""
         ...

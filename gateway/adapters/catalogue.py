@@ -8,13 +8,13 @@ import typing
 from collections.abc import Mapping
 
 from gateway.adapters.base import BackendAdapter
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 from registry.schema import AdapterEntry
 
 ADAPTER_MODULES = {name: f"gateway.adapters.{name}" for name in typing.get_args(AdapterEntry.model_fields["name"].annotation)}
 
 
-def create_adapter(name: str, options: Mapping[str, str], http: HttpClient) -> BackendAdapter:
+def create_adapter(name: str, options: Mapping[str, str], http: HttpRequests) -> BackendAdapter:
     """Build the adapter ``name`` with its backend settings; ValueError names what is wrong with them."""
     module_name = ADAPTER_MODULES.get(name)
     if module_name is None:

@@ -3,7 +3,7 @@ service is validated against its adapter's schema before anything is sent to the
 answer the adapter builds."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from lxml import etree
@@ -13,7 +13,7 @@ from gateway.config import REPO_ROOT
 from gateway.errors import ErrorCode, GatewayError
 
 ADAPTER_SCHEMAS = REPO_ROOT / "xsd" / "adapters"
-Operation = Callable[[etree._Element, float], AdapterAnswer]  # one backend operation: request element, deadline
+Operation = Callable[[etree._Element, float], Awaitable[AdapterAnswer]]  # one backend operation: request element, deadline
 
 
 class PayloadSchema:
@@ -38,7 +38,7 @@ class PayloadSchema:
         except etree.DocumentInvalid as exc:
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {str(exc)[:500]}") from exc
 
-    def serve(self, operations: Mapping[str, Operation], data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def serve(self, operations: Mapping[str, Operation], data: etree._Element, deadline: float) -> AdapterAnswer:
         """Check ``data``, run the operation its element names, check the answer: what every adapter's
         ``handle`` does around its backend calls."""
         self.check_request(data)
@@ -46,7 +46,7 @@ class PayloadSchema:
         operation = operations.get(qname.localname) if qname.namespace == self.namespace else None
         if operation is None:
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"data: {qname.text} is not a request of {self.namespace}")
-        answer = operation(data, deadline)
+        answer = await operation(data, deadline)
         self.check_answer(answer.data)
         return answer
 

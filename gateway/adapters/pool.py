@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from gateway.adapters.base import BackendAdapter
 from gateway.adapters.catalogue import create_adapter
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, GatewayError
 from registry.snapshot import DeliveryPointView
 
@@ -35,16 +35,16 @@ def resolve_options(options: Mapping[str, str], environ: Mapping[str, str] = os.
 
 
 class AdapterPool:
-    """The adapters of this process, by delivery point."""
+    """The adapters of this process, by delivery point, and the client they call their back offices through."""
 
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: AsyncHttpClient) -> None:
         self._http = http
         self._lock = threading.Lock()
-        self._adapters: dict[int, tuple[tuple[str, tuple[tuple[str, str], ...]], BackendAdapter]] = {}
+        self._adapters: dict[int, tuple[tuple[str, tuple[tuple[str, str], ...], str], BackendAdapter]] = {}
 
     def adapter_for(self, point: DeliveryPointView) -> BackendAdapter:
         """The adapter of ``point``; a misconfigured one is an internal error naming what is wrong."""
-        settings = (point.adapter_name or "", tuple(sorted((point.adapter_options or {}).items())))
+        settings = (point.adapter_name or "", tuple(sorted((point.adapter_options or {}).items())), point.tls_trust)
         known = self._adapters.get(point.id)
         if known is not None and known[0] == settings:
             return known[1]
@@ -53,7 +53,8 @@ class AdapterPool:
             if known is not None and known[0] == settings:
                 return known[1]
             try:
-                adapter = create_adapter(settings[0], resolve_options(dict(settings[1])), self._http)
+                # The back office's HTTPS is verified against the CAs the point names, if any.
+                adapter = create_adapter(settings[0], resolve_options(dict(settings[1])), self._http.trusting(point.tls_trust))
             except ValueError as exc:
                 raise GatewayError(ErrorCode.INTERNAL_ERROR, f"delivery point {point.id}: adapter settings: {exc}") from exc
             if known is not None:
@@ -61,8 +62,11 @@ class AdapterPool:
             self._adapters[point.id] = (settings, adapter)
             return adapter
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Release the adapters and their client's connections (on the loop that used them)."""
         with self._lock:
-            for _, adapter in self._adapters.values():
-                adapter.close()
+            adapters = [adapter for _, adapter in self._adapters.values()]
             self._adapters.clear()
+        for adapter in adapters:
+            adapter.close()
+        await self._http.close()

@@ -1,10 +1,8 @@
 """Synchronous calls to delivery points: SOAP providers, or back-office adapters in their place."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -22,16 +20,12 @@ class DeliveryPointCaller:
     """Calls a delivery point's SOAP provider, or its adapter when the point names one, behind the process's
     bulkhead (``maxConcurrentCalls`` per point, ``GATEWAY_MAX_PROVIDER_CALLS`` in all).
 
-    A SOAP provider is awaited on the loop; an adapter (blocking code that calls its back office) runs on
-    ``adapter_threads``, so an adapter call holds one of those threads and never the loop."""
+    A SOAP provider and an adapter's back office alike are awaited on the loop: a call holds no thread."""
 
-    def __init__(
-        self, soap: SoapProviderCaller, adapters: AdapterPool, bulkhead: Bulkhead, adapter_threads: ThreadPoolExecutor
-    ) -> None:
+    def __init__(self, soap: SoapProviderCaller, adapters: AdapterPool, bulkhead: Bulkhead) -> None:
         self._soap = soap
         self._adapters = adapters
         self.bulkhead = bulkhead
-        self._adapter_threads = adapter_threads
 
     def admit(self, point: DeliveryPointView) -> Callable[[], None]:
         """Take one of ``point``'s slots before anything is sent, or raise ``SCE027`` at once; call the returned
@@ -54,9 +48,7 @@ class DeliveryPointCaller:
         payload = adapter_payload(request.data, adapter)
         # A caller that sends the same messageId again (after a timeout, say) finds what its first call created.
         key = f"{request.sender_id}:{request.message_id}"
-        answer = await asyncio.get_running_loop().run_in_executor(
-            self._adapter_threads, lambda: adapter.handle(payload, deadline, request_key=key)
-        )
+        answer = await adapter.handle(payload, deadline, request_key=key)
         return SyncResponse(
             message_id=str(uuid.uuid4()),
             correlation_id=request.message_id,

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -19,8 +18,7 @@ from gateway.delivery.guard import DeliveryGuard
 from gateway.delivery.outcome import Outcomes
 from gateway.errors import ErrorCode, GatewayError
 from gateway.metrics import GatewayMetrics
-from gateway.outbound.async_client import AsyncHttpClient
-from gateway.outbound.http_client import HttpAnswer
+from gateway.outbound.async_client import AsyncHttpClient, HttpAnswer
 from gateway.security.encryption import protect
 from gateway.security.keys import GatewayKeys
 from gateway.security.modes import delivery_policy
@@ -38,9 +36,9 @@ NO_SIGNING_KEY = "the gateway has no signing key configured (GATEWAY_SIGNING_KEY
 
 class Caller:
     """Calls delivery points on the worker's event loop: SOAP recipients awaited through the same outbound client
-    as the synchronous channel's providers, adapters (blocking code calling their back office) on
-    ``adapter_threads``. The database work of a throttle slot or an outcome runs on the loop's executor, a
-    success's completion through the process's group-commit writer."""
+    as the synchronous channel's providers, adapters (and their back offices) awaited likewise. The database work
+    of a throttle slot or an outcome runs on the loop's executor, a success's completion through the process's
+    group-commit writer."""
 
     def __init__(
         self,
@@ -49,7 +47,6 @@ class Caller:
         client: AsyncHttpClient,
         keys: GatewayKeys,
         adapters: AdapterPool,
-        adapter_threads: ThreadPoolExecutor,
         outcomes: Outcomes,
         metrics: GatewayMetrics,
     ) -> None:
@@ -58,7 +55,6 @@ class Caller:
         self._client = client
         self._keys = keys
         self._adapters = adapters
-        self._adapter_threads = adapter_threads
         self._outcomes = outcomes
         self._metrics = metrics
 
@@ -84,21 +80,12 @@ class Caller:
     async def ask_adapter(self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView) -> AdapterAnswer | GatewayError:
         """Hand the task's REQUEST to the point's adapter, or ask again for a result still pending; its error is
         returned, not raised, for the outcome to judge."""
-        # The call's time runs from here, waiting for an adapter thread included: the task's lease ran from its claim.
         deadline = _call_deadline(point)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._adapter_threads, self._ask_adapter, task, message, point, deadline)
-
-    def _ask_adapter(
-        self, task: ClaimedTask, message: StoredMessage, point: DeliveryPointView, deadline: float
-    ) -> AdapterAnswer | GatewayError:
-        if time.monotonic() >= deadline:
-            return GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left: the call waited for an adapter thread")
         try:
             adapter = self._adapters.adapter_for(point)
             if task.kind == POLL_TASK:
-                return adapter.poll(task.reference or {}, task.attempts + 1, deadline)
-            return adapter.handle(adapter_payload(stored_data(message), adapter), deadline, request_key=message.message_id)
+                return await adapter.poll(task.reference or {}, task.attempts + 1, deadline)
+            return await adapter.handle(adapter_payload(stored_data(message), adapter), deadline, request_key=message.message_id)
         except GatewayError as exc:
             return exc
 

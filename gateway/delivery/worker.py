@@ -52,8 +52,8 @@ class WorkerSettings:
 class DeliveryWorker:
     """Claims due tasks and delivers them on one event loop, never more at once than its concurrency.
 
-    Blocking work has threads of its own: ``threads`` for the database (the loop's default executor) and as many
-    for the adapters' back-office calls; SOAP recipients are awaited on the loop."""
+    The database work has ``threads`` of its own (the loop's default executor); SOAP recipients and the adapters'
+    back offices are awaited on the loop."""
 
     def __init__(
         self,
@@ -72,12 +72,11 @@ class DeliveryWorker:
         self._client = client
         self._settings = settings
         self._blocking_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="delivery-db")
-        self._adapter_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="adapter")
         # This process's instruments (the app's too, when both run in one process).
         metrics = metrics or process_metrics(None)
         tasks = TaskQueue(engine, settings.lease_margin_seconds)  # one lease owner for all the parts
         outcomes = Outcomes(engine, store, guard, tasks, metrics, settings.retry_base_seconds, settings.retry_max_seconds)
-        caller = Caller(guard, tasks, client, keys, adapters, self._adapter_threads, outcomes, metrics)
+        caller = Caller(guard, tasks, client, keys, adapters, outcomes, metrics)
         parts = WorkerParts(engine, registry, store, guard, tasks, caller, outcomes, metrics)
         self._claimer = Claimer(parts, settings.concurrency)
         self._probe = HalfOpenProbe(parts)
@@ -115,15 +114,14 @@ class DeliveryWorker:
             if probing is not None:
                 await probing
             await self._client.close()
+            await self._adapters.close()
 
     async def probe(self) -> None:
         """Half-open probes now: one delivery to each switched-off point whose cool-down has passed."""
         await self._probe.probe()
 
     def close(self) -> None:
-        """Release the threads and the adapters (after :meth:`run` has returned)."""
-        self._adapters.close()
-        self._adapter_threads.shutdown(wait=True)
+        """Release the threads (after :meth:`run` has returned)."""
         self._blocking_threads.shutdown(wait=True)
 
     @staticmethod

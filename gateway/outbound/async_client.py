@@ -1,5 +1,6 @@
-"""Outbound HTTP on the event loop (aiohttp): a pool of keep-alive connections per delivery point's origin, each
-call bounded by the time left in its exchange budget, failures named as the catalogue names them.
+"""Outbound HTTP on the event loop (aiohttp), for SOAP providers, PUSH recipients and the adapters' back offices
+alike: a pool of keep-alive connections per origin, each call bounded by the time left in its exchange budget,
+failures named as the catalogue names them. No call holds a thread while it waits.
 
 A session (and its connector, i.e. its pool) is made per origin and trust the first time it is called, on the loop
 that calls it: one provider's full pool or dead host never takes another provider's connections. An HTTPS
@@ -11,19 +12,41 @@ provider ran a request twice is for the journal to prevent, not for a transport 
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from yarl import URL
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.outbound.http_client import MAX_REMEMBERED_URLS, SOAP_HEADERS, HttpAnswer, connection_failure
 
+# Delivery point URLs are remembered parsed; backends' URLs with query strings vary, so the memory is bounded.
+MAX_REMEMBERED_URLS = 1024
+SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
 _READ_CHUNK = 64 * 1024
 # aiohttp's own additions (User-Agent, Accept-Encoding) go; a provider sees the headers the gateway chose.
 _SKIPPED_AUTO_HEADERS = ("User-Agent", "Accept-Encoding")
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """An HTTP answer as the gateway reads it: status, the whole body (within the size limit), headers."""
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class HttpRequests(Protocol):
+    """What an adapter calls its back office through: one request, finished before ``deadline``."""
+
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float
+    ) -> HttpAnswer: ...
 
 
 class AsyncHttpClient:
@@ -87,6 +110,11 @@ class AsyncHttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def trusting(self, trust: str) -> PointRequests:
+        """This client's requests with HTTPS verified against ``trust`` (a delivery point's PEM CAs; empty: the
+        client's own trust), for an adapter that calls its back office on that point's behalf."""
+        return PointRequests(self, trust)
+
     def _target(self, url: str, trust: str) -> tuple[aiohttp.ClientSession, URL]:
         target = URL(url, encoded=True)
         key = (target.origin().human_repr(), trust)
@@ -114,3 +142,42 @@ class AsyncHttpClient:
         sessions, self._sessions, self._targets = list(self._sessions.values()), {}, {}
         for session in sessions:
             await session.close()
+
+
+@dataclass(frozen=True)
+class PointRequests:
+    """An :class:`AsyncHttpClient` whose requests are verified against one delivery point's trust."""
+
+    client: AsyncHttpClient
+    trust: str
+
+    async def request(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], deadline: float
+    ) -> HttpAnswer:
+        """:meth:`AsyncHttpClient.request` under the point's trust."""
+        return await self.client.request(method, url, body, headers, deadline, self.trust)
+
+
+# What a failed connection is called in the journals, by the operating system's error behind it.
+_CONNECTION_FAILURES = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EPIPE: "connection closed while sending",
+}
+
+
+def connection_failure(exc: BaseException | None) -> str:
+    """What went wrong with a connection, in words an operator can act on (``connection refused``, ``name not
+    resolved``), else the error's own text without object reprs."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "name not resolved"
+        if isinstance(seen, OSError) and seen.errno in _CONNECTION_FAILURES:
+            return _CONNECTION_FAILURES[seen.errno]
+        seen = seen.__cause__ or seen.__context__
+    if exc is None:
+        return "connection failed"
+    return str(exc).split(">: ", 1)[-1][:300]

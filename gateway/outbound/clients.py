@@ -7,7 +7,6 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.outbound.async_client import AsyncHttpClient
-from gateway.outbound.http_client import HttpClient
 
 
 def provider_trust(ca_file: Path | None) -> ssl.SSLContext:
@@ -22,6 +21,6 @@ def provider_client(settings: Settings) -> AsyncHttpClient:
     )
 
 
-def backend_client(settings: Settings) -> HttpClient:
-    """The blocking client the adapters call their back offices through."""
-    return HttpClient(settings.http_pool_maxsize, settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)
+def backend_client(settings: Settings) -> AsyncHttpClient:
+    """The client the adapters' back offices are awaited through (HTTPS verified against the system's store)."""
+    return AsyncHttpClient(settings.provider_connect_timeout_seconds, settings.max_provider_response_bytes)

@@ -19,10 +19,11 @@ from lxml import etree
 from emulators.ecert import DEFAULT_API_KEY, DEFAULT_JWS_KEY, EcertEmulator, make_emulator
 from gateway.serving import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
-from gateway.adapters.ecert import EcertAdapter, create
+from gateway.adapters.ecert import create
 from gateway.adapters.payload import PayloadSchema
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, GatewayError
+from tests.adapters.looped import BlockingAdapter, LoopThread
 
 NS = "urn:gateway:adapters:ecert"
 FIXTURES = Path(__file__).parent / "ecert_fixtures"
@@ -64,20 +65,22 @@ def server(socket_server: tuple[_Socket, BackgroundServer], emulator: EcertEmula
 
 
 @pytest.fixture()
-def http() -> Iterator[HttpClient]:
-    client = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
+def http(loop_thread: LoopThread) -> Iterator[AsyncHttpClient]:
+    client = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
     yield client
-    client.close()
+    # The client's connection pools belong to the loop its calls ran on.
+    loop_thread.run(client.close())
 
 
-def make_adapter(server: BackgroundServer, http: HttpClient, **options: str) -> EcertAdapter:
+def make_adapter(server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread, **options: str) -> BlockingAdapter:
+    """An ecert adapter on the emulator at ``server``, called from the test and run on ``loop_thread``."""
     settings = {"baseUrl": server.url + BASE, "apiKey": DEFAULT_API_KEY, "jwsKey": DEFAULT_JWS_KEY.decode(), "pollSeconds": "1"}
-    return create({**settings, **options}, http)
+    return BlockingAdapter(create({**settings, **options}, http), loop_thread)
 
 
 @pytest.fixture()
-def adapter(server: BackgroundServer, http: HttpClient) -> EcertAdapter:
-    return make_adapter(server, http)
+def adapter(server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread) -> BlockingAdapter:
+    return make_adapter(server, http, loop_thread)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -131,13 +134,13 @@ def edit_request(number: str, fact: str, **changes: str) -> etree._Element:
     return request
 
 
-def statement(adapter: EcertAdapter, number: str) -> etree._Element:
+def statement(adapter: BlockingAdapter, number: str) -> etree._Element:
     answer = adapter.handle(xml("GetDetailedStatementRequest", certificateNumber=number), time.monotonic() + 5)
     SCHEMA.check_answer(answer.data)
     return answer.data
 
 
-def follow(adapter: EcertAdapter, answer: AdapterAnswer, limit: int = 10) -> tuple[AdapterAnswer, list[float]]:
+def follow(adapter: BlockingAdapter, answer: AdapterAnswer, limit: int = 10) -> tuple[AdapterAnswer, list[float]]:
     """Poll until final (at most ``limit`` times, without sleeping: the emulator counts polls, not time)."""
     delays = []
     for attempt in range(1, limit + 1):
@@ -171,7 +174,7 @@ def fault_of(call: Any) -> GatewayError:
 
 
 # ------------------------------------------------------------------------------------------------ tasks
-def test_create_sends_the_spec_example_signed_and_follows_the_task(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_create_sends_the_spec_example_signed_and_follows_the_task(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     answer = adapter.handle(spec_create_request(), time.monotonic() + 5)
     SCHEMA.check_answer(answer.data)
 
@@ -208,7 +211,7 @@ def test_create_sends_the_spec_example_signed_and_follows_the_task(adapter: Ecer
     assert find(statement(adapter, number), "certificate/factAssignmentUuid") == find(final.data, "record/factAssignmentUuid")
 
 
-def test_record_level_failure_is_a_final_answer_with_the_rule(adapter: EcertAdapter) -> None:
+def test_record_level_failure_is_a_final_answer_with_the_rule(adapter: BlockingAdapter) -> None:
     answer = adapter.handle(spec_create_request(end="2023-12-31T00:00:00+03:00"), time.monotonic() + 5)
     final, _ = follow(adapter, answer)
     assert final.status_code == "RECORDS_FAILED"
@@ -218,7 +221,7 @@ def test_record_level_failure_is_a_final_answer_with_the_rule(adapter: EcertAdap
     assert find(final.data, "record/certificate") is None
 
 
-def test_block_then_statement_and_unknown_certificate(adapter: EcertAdapter) -> None:
+def test_block_then_statement_and_unknown_certificate(adapter: BlockingAdapter) -> None:
     unknown = ("2099010100000000000000001", "11111111-1111-4111-8111-111111111111", "EСВR0003")
     answer = adapter.handle(block_request((*ACTIVE, "EСВR0002"), unknown), time.monotonic() + 5)
     assert answer.data.tag == f"{{{NS}}}BlockCertificatesResponse"
@@ -234,23 +237,25 @@ def test_block_then_statement_and_unknown_certificate(adapter: EcertAdapter) -> 
     assert find(statement(adapter, ACTIVE[0]), "certificate/currentStatus/statusCode") == "ECSTBLKD"
 
 
-def test_edit_reads_the_tasks_spelling_of_the_result_group(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_edit_reads_the_tasks_spelling_of_the_result_group(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     final, _ = follow(adapter, adapter.handle(edit_request(*ACTIVE, phoneNumber="9990001122"), time.monotonic() + 5))
     assert final.status_code == "OK" and final.data.tag == f"{{{NS}}}EditCertificatesResponse"
     assert emulator.registry.certificates[ACTIVE[0]].phone == "9990001122"
     assert json.loads(emulator.received[-2].body) == {"Request_Types": ["ec_edit"], "Task_Quantity": 100}
 
 
-def test_backoff_grows_from_poll_seconds_and_is_capped(server: BackgroundServer, http: HttpClient, emulator: EcertEmulator) -> None:
+def test_backoff_grows_from_poll_seconds_and_is_capped(
+    server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread, emulator: EcertEmulator
+) -> None:
     emulator.switches.polls_until_done = 6
-    adapter = make_adapter(server, http, pollSeconds="1", maxPollSeconds="5")
+    adapter = make_adapter(server, http, loop_thread, pollSeconds="1", maxPollSeconds="5")
     answer = adapter.handle(block_request((*ACTIVE, "EСВR0001")), time.monotonic() + 5)
     final, delays = follow(adapter, answer)
     assert delays == [2.0, 4.0, 5.0, 5.0, 5.0]
     assert find(final.data, "taskStatus") == "taskIsExecuted" and final.status_code == "OK"
 
 
-def test_task_progress_statuses_are_reported_while_pending(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_task_progress_statuses_are_reported_while_pending(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     emulator.set_switches(polls_until_done=4, acknowledgement="REQUEST_IS_ACCEPTED")
     answer = adapter.handle(block_request((*ACTIVE, "EСВR0001")), time.monotonic() + 5)
     assert answer.status_code == "REQUEST_IS_ACCEPTED" and find(answer.data, "taskStatus") == "requestIsAcceptedBySmev"
@@ -263,7 +268,7 @@ def test_task_progress_statuses_are_reported_while_pending(adapter: EcertAdapter
 
 
 @pytest.mark.parametrize("status", ["cancelled", "requestIsRejectedBySmev", "responseIsRejectedBySmev"])
-def test_failed_task_is_final_and_block_is_undone(adapter: EcertAdapter, emulator: EcertEmulator, status: str) -> None:
+def test_failed_task_is_final_and_block_is_undone(adapter: BlockingAdapter, emulator: EcertEmulator, status: str) -> None:
     emulator.switches.final_status = status
     final, _ = follow(adapter, adapter.handle(block_request((*ACTIVE, "EСВR0001")), time.monotonic() + 5))
     assert final.status_code == status and find(final.data, "taskStatus") == status
@@ -272,7 +277,7 @@ def test_failed_task_is_final_and_block_is_undone(adapter: EcertAdapter, emulato
 
 
 # ------------------------------------------------------------------------------------------------ direct
-def test_detailed_statement_of_seed_certificates(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_detailed_statement_of_seed_certificates(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     data = statement(adapter, ACTIVE[0])
     sent = emulator.received[-1]
     assert sent.method == "GET" and sent.query == f"cn={ACTIVE[0]}" and sent.body == b""
@@ -288,7 +293,7 @@ def test_detailed_statement_of_seed_certificates(adapter: EcertAdapter, emulator
     assert find(spent, "certificate/usageStatus") == "ECUSFULL"
 
 
-def test_tasks_status_and_results_as_direct_operations(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_tasks_status_and_results_as_direct_operations(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     emulator.switches.polls_until_done = 1
     created = adapter.handle(spec_create_request(card="2200123412341236"), time.monotonic() + 5)
     edited = adapter.handle(edit_request(*ACTIVE, pid="99988877766"), time.monotonic() + 5)
@@ -315,21 +320,21 @@ def test_tasks_status_and_results_as_direct_operations(adapter: EcertAdapter, em
         (lambda: xml("GetDetailedStatementRequest", certificateNumber="2099010100000000000009999"), "EC00216"),
     ],
 )
-def test_business_refusals_are_provider_faults(adapter: EcertAdapter, request_: Any, code: str) -> None:
+def test_business_refusals_are_provider_faults(adapter: BlockingAdapter, request_: Any, code: str) -> None:
     error = fault_of(lambda: adapter.handle(request_(), time.monotonic() + 5))
     assert error.error is ErrorCode.PROVIDER_FAULT
     assert error.sub_error is not None and error.sub_error.code == code
 
 
 @pytest.mark.parametrize("code", ["EC00200", "EC00201", "EC00202", "EC00203", "EC00216", "EC00219", "EC00220", "EC00272"])
-def test_every_error_code_maps_to_its_sub_error(adapter: EcertAdapter, emulator: EcertEmulator, code: str) -> None:
+def test_every_error_code_maps_to_its_sub_error(adapter: BlockingAdapter, emulator: EcertEmulator, code: str) -> None:
     emulator.switches.force_error = code
     error = fault_of(lambda: adapter.handle(xml("GetTasksStatusRequest", requestType="ec_block", taskQuantity=1), time.monotonic() + 5))
     assert error.error is ErrorCode.PROVIDER_FAULT and error.sub_error.code == code
     assert error.sub_error.message  # the emulator's Russian text, passed on
 
 
-def test_response_signature_forged_or_missing_is_refused(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_response_signature_forged_or_missing_is_refused(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     emulator.switches.forge_response_signature = True
     assert fault_of(lambda: statement(adapter, ACTIVE[0])).error is ErrorCode.PROVIDER_RESPONSE_INVALID
     # Not even an error body is believed without its signature.
@@ -341,24 +346,28 @@ def test_response_signature_forged_or_missing_is_refused(adapter: EcertAdapter, 
     assert find(statement(adapter, ACTIVE[0]), "certificate/certificateNumber") == ACTIVE[0]
 
 
-def test_forged_signature_on_poll_is_refused(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_forged_signature_on_poll_is_refused(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     answer = adapter.handle(block_request((*ACTIVE, "EСВR0001")), time.monotonic() + 5)
     emulator.switches.forge_response_signature = True
     error = fault_of(lambda: adapter.poll(answer.pending.reference, 1, time.monotonic() + 5))
     assert error.error is ErrorCode.PROVIDER_RESPONSE_INVALID
 
 
-def test_wrong_credentials_are_http_refusals(server: BackgroundServer, http: HttpClient, emulator: EcertEmulator) -> None:
-    wrong_key = make_adapter(server, http, jwsKey="x" * 64)
+def test_wrong_credentials_are_http_refusals(
+    server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread, emulator: EcertEmulator
+) -> None:
+    wrong_key = make_adapter(server, http, loop_thread, jwsKey="x" * 64)
     error = fault_of(lambda: statement(wrong_key, ACTIVE[0]))
     assert error.error is ErrorCode.PROVIDER_FAULT and error.sub_error.code == "HTTP401"
-    wrong_api_key = make_adapter(server, http, apiKey="someone-else")
+    wrong_api_key = make_adapter(server, http, loop_thread, apiKey="someone-else")
     error = fault_of(lambda: statement(wrong_api_key, ACTIVE[0]))
     assert error.error is ErrorCode.PROVIDER_FAULT and error.sub_error.code == "HTTP401"
     assert len(emulator.received) == 2
 
 
-def test_down_slow_and_unreachable(server: BackgroundServer, http: HttpClient, adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_down_slow_and_unreachable(
+    server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread, adapter: BlockingAdapter, emulator: EcertEmulator
+) -> None:
     emulator.switches.down = "503"
     assert fault_of(lambda: statement(adapter, ACTIVE[0])).error is ErrorCode.PROVIDER_UNREACHABLE
     emulator.switches.down = "drop"
@@ -366,14 +375,15 @@ def test_down_slow_and_unreachable(server: BackgroundServer, http: HttpClient, a
     emulator.set_switches(down=None, delay_seconds=0.6)
     request = xml("GetDetailedStatementRequest", certificateNumber=ACTIVE[0])
     assert fault_of(lambda: adapter.handle(request, time.monotonic() + 0.3)).error is ErrorCode.PROVIDER_TIMEOUT
-    short = make_adapter(server, http, timeoutSeconds="0.3")
+    short = make_adapter(server, http, loop_thread, timeoutSeconds="0.3")
     assert fault_of(lambda: short.handle(request, time.monotonic() + 5)).error is ErrorCode.PROVIDER_TIMEOUT
     emulator.switches.delay_seconds = 0
-    nowhere = create({"baseUrl": "http://127.0.0.1:9/api/1.2.1-Y/ec", "apiKey": "k", "jwsKey": "k" * 64}, http)
+    nowhere_settings = {"baseUrl": "http://127.0.0.1:9/api/1.2.1-Y/ec", "apiKey": "k", "jwsKey": "k" * 64}
+    nowhere = BlockingAdapter(create(nowhere_settings, http), loop_thread)
     assert fault_of(lambda: nowhere.handle(request, time.monotonic() + 2)).error is ErrorCode.PROVIDER_UNREACHABLE
 
 
-def test_invalid_payloads_are_refused_before_anything_is_sent(adapter: EcertAdapter, emulator: EcertEmulator) -> None:
+def test_invalid_payloads_are_refused_before_anything_is_sent(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:
     bad_card = spec_create_request(card="1234")
     assert fault_of(lambda: adapter.handle(bad_card, time.monotonic() + 5)).error is ErrorCode.MALFORMED_MESSAGE
     # ЕСТР0001 must not carry a certificate amount (§12).
@@ -389,7 +399,7 @@ def test_invalid_payloads_are_refused_before_anything_is_sent(adapter: EcertAdap
     assert emulator.received == []
 
 
-def test_poll_with_a_broken_reference_is_malformed(adapter: EcertAdapter) -> None:
+def test_poll_with_a_broken_reference_is_malformed(adapter: BlockingAdapter) -> None:
     assert fault_of(lambda: adapter.poll({"task_id": "x"}, 1, time.monotonic() + 5)).error is ErrorCode.MALFORMED_MESSAGE
 
 

@@ -14,10 +14,11 @@ from lxml import etree
 
 from emulators.ecert import DEFAULT_JWS_KEY, EcertEmulator
 from gateway.serving import BackgroundServer
-from gateway.adapters.ecert import EcertAdapter, create
+from gateway.adapters.ecert import create
 from gateway.adapters.payload import PayloadSchema
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, GatewayError
+from tests.adapters.looped import BlockingAdapter, LoopThread
 
 NS = "urn:gateway:adapters:ecert"
 FIXTURES = Path(__file__).parent / "ecert_fixtures"
@@ -56,10 +57,12 @@ def canned(backend: tuple[Canned, BackgroundServer]) -> Canned:
 
 
 @pytest.fixture()
-def adapter(backend: tuple[Canned, BackgroundServer]) -> Iterator[EcertAdapter]:
-    http = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
-    yield create({"baseUrl": backend[1].url + "/api/1.2.1-Y/ec", "apiKey": "k", "jwsKey": DEFAULT_JWS_KEY.decode()}, http)
-    http.close()
+def adapter(backend: tuple[Canned, BackgroundServer], loop_thread: LoopThread) -> Iterator[BlockingAdapter]:
+    http = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
+    settings = {"baseUrl": backend[1].url + "/api/1.2.1-Y/ec", "apiKey": "k", "jwsKey": DEFAULT_JWS_KEY.decode()}
+    yield BlockingAdapter(create(settings, http), loop_thread)
+    # The client's connection pools belong to the loop its calls ran on.
+    loop_thread.run(http.close())
 
 
 def json_answer(canned: Canned, status: int, body: str | bytes, signed: bool = True) -> None:
@@ -73,7 +76,7 @@ def status_request() -> etree._Element:
     return request
 
 
-def test_the_spec_task_status_example_is_read(adapter: EcertAdapter, canned: Canned) -> None:
+def test_the_spec_task_status_example_is_read(adapter: BlockingAdapter, canned: Canned) -> None:
     json_answer(canned, 201, (FIXTURES / "tasks_status_response.json").read_bytes())
     answer = adapter.handle(status_request(), time.monotonic() + 5)
     PayloadSchema.of("ecert").check_answer(answer.data)
@@ -81,7 +84,7 @@ def test_the_spec_task_status_example_is_read(adapter: EcertAdapter, canned: Can
     assert tasks == [[TASK, "ec_create", "taskIsExecuted"], ["7c1e3b9f-4d2e-4f30-8b8c-2d3e4f5a6b7c", "ec_block", "underProcessing"]]
 
 
-def test_a_bare_acknowledgement_from_tasks_status_is_accepted(adapter: EcertAdapter, canned: Canned) -> None:
+def test_a_bare_acknowledgement_from_tasks_status_is_accepted(adapter: BlockingAdapter, canned: Canned) -> None:
     canned.answers.append((201, b"REQUEST_IS_ACCEPTED", "text/plain", False))
     answer = adapter.handle(status_request(), time.monotonic() + 5)
     assert answer.data.findtext(f"{{{NS}}}acknowledgement") == "REQUEST_IS_ACCEPTED"
@@ -91,7 +94,7 @@ def test_a_bare_acknowledgement_from_tasks_status_is_accepted(adapter: EcertAdap
     assert polled.pending is not None and polled.status_code == "requestIsQueued"
 
 
-def test_cyrillic_error_codes_are_normalised(adapter: EcertAdapter, canned: Canned) -> None:
+def test_cyrillic_error_codes_are_normalised(adapter: BlockingAdapter, canned: Canned) -> None:
     json_answer(canned, 400, '{"Errors":[{"code":"ЕС00203","msg":"Неверный тип запроса"},{"code":"EC00201"}]}')
     with pytest.raises(GatewayError) as caught:
         adapter.handle(status_request(), time.monotonic() + 5)
@@ -111,7 +114,7 @@ def test_cyrillic_error_codes_are_normalised(adapter: EcertAdapter, canned: Cann
         (418, "teapot", False),
     ],
 )
-def test_protocol_breaches_are_invalid_responses(adapter: EcertAdapter, canned: Canned, status: int, body: str, signed: bool) -> None:
+def test_protocol_breaches_are_invalid_responses(adapter: BlockingAdapter, canned: Canned, status: int, body: str, signed: bool) -> None:
     if body.startswith(("[", "{")):
         json_answer(canned, status, body, signed)
     else:
@@ -121,7 +124,7 @@ def test_protocol_breaches_are_invalid_responses(adapter: EcertAdapter, canned: 
     assert caught.value.error is ErrorCode.PROVIDER_RESPONSE_INVALID
 
 
-def test_results_with_both_group_spellings_and_a_wrong_record(adapter: EcertAdapter, canned: Canned) -> None:
+def test_results_with_both_group_spellings_and_a_wrong_record(adapter: BlockingAdapter, canned: Canned) -> None:
     record = {"recordId": 1, "protocol": {"receivingTime": "2024-03-01T10:00:00+03:00", "processingTime": "2024-03-01T10:00:05+03:00",
                                           "isProcessedSuccessfully": False,
                                           "processingProtocol": [{"MessageType": 2, "MessageMetadata": "внимание"}]}}
@@ -139,7 +142,7 @@ def test_results_with_both_group_spellings_and_a_wrong_record(adapter: EcertAdap
     assert caught.value.error is ErrorCode.PROVIDER_RESPONSE_INVALID
 
 
-def test_an_acknowledgement_without_a_task_id_cannot_be_followed(adapter: EcertAdapter, canned: Canned) -> None:
+def test_an_acknowledgement_without_a_task_id_cannot_be_followed(adapter: BlockingAdapter, canned: Canned) -> None:
     canned.answers.append((201, b"REQUEST_IS_QUEUED", "text/plain", False))
     block = etree.fromstring(
         f'<BlockCertificatesRequest xmlns="{NS}"><record><recordId>1</recordId>'

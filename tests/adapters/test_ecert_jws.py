@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ import pytest
 from emulators.ecert import EcertEmulator
 from gateway.adapters.ecert import create
 from gateway.adapters.ecert.jws import DetachedSigner, SignatureError, canonical_body, canonical_json
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
+from tests.adapters.looped import LoopThread
 
 FIXTURES = Path(__file__).parent / "ecert_fixtures"
 KEY = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -85,17 +87,17 @@ def test_canonical_json_keeps_cyrillic_raw_and_refuses_unsafe_integers() -> None
 
 
 @pytest.fixture()
-def http() -> HttpClient:
-    client = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
+def http(loop_thread: LoopThread) -> Iterator[AsyncHttpClient]:
+    client = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
     yield client
-    client.close()
+    loop_thread.run(client.close())
 
 
 def _options(**extra: str) -> dict[str, str]:
     return {"baseUrl": "http://127.0.0.1:1/api/1.2.1-Y/ec", "apiKey": "k", "jwsKey": KEY.decode(), **extra}
 
 
-def test_create_accepts_key_encodings(http: HttpClient) -> None:
+def test_create_accepts_key_encodings(http: AsyncHttpClient) -> None:
     assert create(_options(), http).name == "ecert"
     assert create(_options(jwsKey=KEY.hex(), jwsKeyEncoding="hex"), http).name == "ecert"
     assert create(_options(jwsKey=base64.urlsafe_b64encode(KEY).decode().rstrip("="), jwsKeyEncoding="base64"), http)
@@ -115,7 +117,7 @@ def test_create_accepts_key_encodings(http: HttpClient) -> None:
         ({"baseUrl": "http://x", "jwsKey": KEY.decode()}, "apiKey"),
     ],
 )
-def test_create_refuses_bad_options_without_echoing_the_key(http: HttpClient, options: dict[str, str], message: str) -> None:
+def test_create_refuses_bad_options_without_echoing_the_key(http: AsyncHttpClient, options: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         create(options, http)
     assert KEY.decode() not in str(caught.value)

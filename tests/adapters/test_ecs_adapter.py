@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +15,11 @@ from lxml import etree
 from emulators.ecs import EcsEmulator, EcsSwitches, make_emulator
 from gateway.serving import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
-from gateway.adapters.ecs import EcsAdapter, create
+from gateway.adapters.ecs import create
 from gateway.adapters.payload import PayloadSchema
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient, HttpAnswer
 from gateway.errors import ErrorCode, GatewayError
+from tests.adapters.looped import BlockingAdapter, LoopThread
 
 NS = "urn:gateway:adapters:ecs"
 SCHEMA = PayloadSchema.of("ecs")
@@ -73,29 +75,46 @@ def url(backend: tuple[EcsEmulator, str], emulator: EcsEmulator) -> str:
     return backend[1]
 
 
+@dataclass(frozen=True)
+class LoopedHttp:
+    """The backends' client and the loop the adapters made with it run on."""
+
+    client: AsyncHttpClient
+    loop: LoopThread
+
+    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str], deadline: float) -> HttpAnswer:
+        """One request from test code, sent on the loop."""
+        return self.loop.run(self.client.request(method, url, body, headers, deadline))
+
+
 @pytest.fixture
-def http() -> Iterator[HttpClient]:
-    client = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
-    yield client
-    client.close()
+def http(loop_thread: LoopThread) -> Iterator[LoopedHttp]:
+    client = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
+    yield LoopedHttp(client, loop_thread)
+    loop_thread.run(client.close())
 
 
-def make_adapter(url: str, http: HttpClient, client: str = "acceptor-1", **extra: str) -> EcsAdapter:
+def blocking(options: Mapping[str, str], http: LoopedHttp) -> BlockingAdapter:
+    """The adapter ``options`` make, called from test code and run on the loop."""
+    return BlockingAdapter(create(options, http.client), http.loop)
+
+
+def make_adapter(url: str, http: LoopedHttp, client: str = "acceptor-1", **extra: str) -> BlockingAdapter:
     secret, connection_type = CREDENTIALS[client]
     options = {"baseUrl": url, "clientId": client, "clientSecret": secret, "connectionType": connection_type}
-    return create({**options, **extra}, http)
+    return blocking({**options, **extra}, http)
 
 
 def deadline(seconds: float = 5) -> float:
     return time.monotonic() + seconds
 
 
-def check(adapter: EcsAdapter, *identifier: tuple[str, object], service: int = 1, terminal: int = 11) -> etree._Element:
+def check(adapter: BlockingAdapter, *identifier: tuple[str, object], service: int = 1, terminal: int = 11) -> etree._Element:
     data = request("CheckClientBenefitsRequest", ("serviceId", service), ("organizationTerminalId", terminal), *identifier)
     return valid(adapter.handle(data, deadline()))
 
 
-def fault(adapter: EcsAdapter, data: etree._Element) -> GatewayError:
+def fault(adapter: BlockingAdapter, data: etree._Element) -> GatewayError:
     with pytest.raises(GatewayError) as caught:
         adapter.handle(data, deadline())
     return caught.value
@@ -104,7 +123,7 @@ def fault(adapter: EcsAdapter, data: etree._Element) -> GatewayError:
 # Web service A: CheckClientBenefits and ConfirmTransaction
 
 
-def test_check_then_confirm_records_the_exact_amounts(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_check_then_confirm_records_the_exact_amounts(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http)
     answer = check(adapter, ("clientCode", "AAABBBCCC"))
     assert leaf(answer, "outcome") == "BENEFIT_FOUND"
@@ -131,7 +150,7 @@ def test_check_then_confirm_records_the_exact_amounts(url: str, http: HttpClient
     assert b'"price":500.00' in raw and b'"discountedPrice":250.50' in raw
 
 
-def test_a_repeated_confirmation_is_accepted_once_recorded(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_a_repeated_confirmation_is_accepted_once_recorded(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http)
     transaction_id = leaf(check(adapter, ("cardNumber", "9643100000000001"), ("cardSeries", "0001")), "transactionId")
     confirm = request("ConfirmTransactionRequest", ("clientId", 1), ("benefitCategoryId", 20), ("transactionId", transaction_id))
@@ -141,7 +160,7 @@ def test_a_repeated_confirmation_is_accepted_once_recorded(url: str, http: HttpC
     assert emulator.transactions[int(transaction_id or 0)].state == "CONFIRMED"
 
 
-def test_connection_type_2_checks_by_snils(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_connection_type_2_checks_by_snils(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http, "acceptor-2")
     answer = check(adapter, ("clientSnils", "12345678901"), service=4, terminal=21)
     assert leaf(answer, "outcome") == "BENEFIT_FOUND"
@@ -149,7 +168,7 @@ def test_connection_type_2_checks_by_snils(url: str, http: HttpClient, emulator:
     assert emulator.calls_to("CheckClientBenefits")[-1].client_id == "acceptor-2"
 
 
-def test_connection_type_3_sends_the_price_and_needs_no_confirmation(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_connection_type_3_sends_the_price_and_needs_no_confirmation(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http, "acceptor-3")
     answer = check(adapter, ("clientCode", "DDDEEEFFF"), ("price", "1999.90"), service=5, terminal=31)
     assert leaf(answer, "confirmationRequired") == "false"
@@ -168,7 +187,7 @@ def test_connection_type_3_sends_the_price_and_needs_no_confirmation(url: str, h
     ],
 )
 def test_fields_a_connection_type_may_not_send_are_refused_before_the_backend(
-    url: str, http: HttpClient, emulator: EcsEmulator, client: str, identifier: list[tuple[str, object]], refused_field: str
+    url: str, http: LoopedHttp, emulator: EcsEmulator, client: str, identifier: list[tuple[str, object]], refused_field: str
 ) -> None:
     adapter = make_adapter(url, http, client)
     before = len(emulator.calls_to("CheckClientBenefits"))
@@ -178,7 +197,7 @@ def test_fields_a_connection_type_may_not_send_are_refused_before_the_backend(
     assert len(emulator.calls_to("CheckClientBenefits")) == before
 
 
-def test_the_emulator_itself_refuses_a_field_of_another_connection_type(url: str, http: HttpClient) -> None:
+def test_the_emulator_itself_refuses_a_field_of_another_connection_type(url: str, http: LoopedHttp) -> None:
     """Proves the emulator enforces §3.3 too (an adapter with a wrong connectionType setting meets 403)."""
     adapter = make_adapter(url, http, "acceptor-2", connectionType="1")
     error = fault(adapter, request("CheckClientBenefitsRequest", ("serviceId", 1), ("organizationTerminalId", 21), ("clientCode", "AAABBBCCC")))
@@ -186,7 +205,7 @@ def test_the_emulator_itself_refuses_a_field_of_another_connection_type(url: str
     assert error.sub_error is not None and error.sub_error.code == "HTTP403"
 
 
-def test_confirmation_is_not_offered_to_connection_type_3(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_confirmation_is_not_offered_to_connection_type_3(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http, "acceptor-3")
     before = len(emulator.calls)
     error = fault(adapter, request("ConfirmTransactionRequest", ("clientId", 2), ("benefitCategoryId", 40), ("transactionId", 5000)))
@@ -194,7 +213,7 @@ def test_confirmation_is_not_offered_to_connection_type_3(url: str, http: HttpCl
     assert len(emulator.calls) == before
 
 
-def test_data_against_the_schema_is_refused_before_the_backend(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_data_against_the_schema_is_refused_before_the_backend(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http, "acceptor-2")
     before = len(emulator.calls)
     for data in (
@@ -214,7 +233,7 @@ def test_data_against_the_schema_is_refused_before_the_backend(url: str, http: H
     ("code_client", "outcome", "code"),
     [("DDDEEEFFF", "NO_BENEFIT", "01"), ("INACTIVE01", "CARD_INACTIVE", "05")],
 )
-def test_no_benefit_and_inactive_card_are_answers(url: str, http: HttpClient, code_client: str, outcome: str, code: str) -> None:
+def test_no_benefit_and_inactive_card_are_answers(url: str, http: LoopedHttp, code_client: str, outcome: str, code: str) -> None:
     answer_data = make_adapter(url, http).handle(
         request("CheckClientBenefitsRequest", ("serviceId", 1), ("organizationTerminalId", 11), ("clientCode", code_client)),
         deadline(),
@@ -238,7 +257,7 @@ def test_no_benefit_and_inactive_card_are_answers(url: str, http: HttpClient, co
     ],
 )
 def test_refusals_are_provider_faults_carrying_the_backend_code(
-    url: str, http: HttpClient, emulator: EcsEmulator, switches: dict[str, Any], service: int, terminal: int, client_code: str, sub_code: str
+    url: str, http: LoopedHttp, emulator: EcsEmulator, switches: dict[str, Any], service: int, terminal: int, client_code: str, sub_code: str
 ) -> None:
     emulator.set_switches(**switches)
     data = request("CheckClientBenefitsRequest", ("serviceId", service), ("organizationTerminalId", terminal), ("clientCode", client_code))
@@ -247,7 +266,7 @@ def test_refusals_are_provider_faults_carrying_the_backend_code(
     assert error.sub_error is not None and error.sub_error.code == sub_code
 
 
-def test_a_refused_confirmation_carries_the_backend_message(url: str, http: HttpClient) -> None:
+def test_a_refused_confirmation_carries_the_backend_message(url: str, http: LoopedHttp) -> None:
     error = fault(
         make_adapter(url, http),
         request("ConfirmTransactionRequest", ("clientId", 1), ("benefitCategoryId", 20), ("transactionId", 987654)),
@@ -257,7 +276,7 @@ def test_a_refused_confirmation_carries_the_backend_message(url: str, http: Http
     assert error.sub_error.code == "HTTP400" and "Transaction not found" in error.sub_error.message
 
 
-def test_an_unconfirmed_transaction_expires(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_an_unconfirmed_transaction_expires(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     adapter = make_adapter(url, http)
     transaction_id = leaf(check(adapter, ("clientCode", "AAABBBCCC")), "transactionId")
     emulator.set_switches(pending_ttl_seconds=0)
@@ -269,14 +288,14 @@ def test_an_unconfirmed_transaction_expires(url: str, http: HttpClient, emulator
 # Paging
 
 
-def test_one_page_of_services(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_one_page_of_services(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     answer = valid(make_adapter(url, http).handle(request("GetOrganizationServicesRequest", ("pageIndex", 1), ("pageSize", 5)), deadline()))
     assert [item["id"] for item in items(answer, "service")] == ["103", "104", "105", "106", "107"]
     assert (leaf(answer, "totalItems"), leaf(answer, "currentPageIndex"), leaf(answer, "pagesFetched")) == ("12", "1", "1")
     assert emulator.calls_to("GetOrganizationServices")[-1].body == {"pageIndex": 1, "pageSize": 5}
 
 
-def test_all_pages_of_services(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_all_pages_of_services(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     before = len(emulator.calls_to("GetOrganizationServices"))
     answer = valid(make_adapter(url, http).handle(request("GetOrganizationServicesRequest", ("pageSize", 5), ("allPages", "true")), deadline()))
     services = items(answer, "service")
@@ -287,7 +306,7 @@ def test_all_pages_of_services(url: str, http: HttpClient, emulator: EcsEmulator
     assert pages == [{"pageIndex": 0, "pageSize": 5}, {"pageIndex": 1, "pageSize": 5}, {"pageIndex": 2, "pageSize": 5}]
 
 
-def test_all_pages_stops_at_max_pages(url: str, http: HttpClient) -> None:
+def test_all_pages_stops_at_max_pages(url: str, http: LoopedHttp) -> None:
     adapter = make_adapter(url, http, maxPages="2")
     answer = valid(adapter.handle(request("GetOrganizationServicesRequest", ("pageSize", 5), ("allPages", "1")), deadline()))
     assert len(items(answer, "service")) == 10
@@ -297,11 +316,11 @@ def test_all_pages_stops_at_max_pages(url: str, http: HttpClient) -> None:
 # Web service B
 
 
-def history_adapter(url: str, http: HttpClient) -> EcsAdapter:
+def history_adapter(url: str, http: LoopedHttp) -> BlockingAdapter:
     return make_adapter(url, http, historyClientId="history-1", historyClientSecret="secret-h")
 
 
-def test_transactions_history_walks_every_page(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_transactions_history_walks_every_page(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     before = len(emulator.calls_to("GetTransactions"))
     data = request(
         "GetTransactionsRequest",
@@ -328,7 +347,7 @@ def test_transactions_history_walks_every_page(url: str, http: HttpClient, emula
     assert calls[0].body == {"clientCode": "AAABBBCCC", "dateFrom": "2021-04-01", "dateTo": "2021-05-01", "pageIndex": 0, "pageSize": 10}
 
 
-def test_transactions_by_social_card_with_area_short_name(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_transactions_by_social_card_with_area_short_name(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     emulator.set_switches(area_field="shortName")
     data = request(
         "GetTransactionsRequest",
@@ -338,21 +357,21 @@ def test_transactions_by_social_card_with_area_short_name(url: str, http: HttpCl
     assert [(item["id"], item["areaName"]) for item in items(answer, "transaction")] == [("1004", "Якутск"), ("1005", "Якутск")]
 
 
-def test_transactions_of_an_unknown_holder(url: str, http: HttpClient) -> None:
+def test_transactions_of_an_unknown_holder(url: str, http: LoopedHttp) -> None:
     data = request("GetTransactionsRequest", ("clientCode", "ZZZ"), ("dateFrom", "2021-04-01"), ("dateTo", "2021-05-01"))
     error = fault(history_adapter(url, http), data)
     assert error.sub_error is not None and error.sub_error.code == "02"
 
 
-def test_an_inverted_interval_is_refused_before_the_backend(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_an_inverted_interval_is_refused_before_the_backend(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     before = len(emulator.calls)
     data = request("GetTransactionsRequest", ("clientCode", "AAABBBCCC"), ("dateFrom", "2021-05-01"), ("dateTo", "2021-04-01"))
     assert fault(history_adapter(url, http), data).error is ErrorCode.MALFORMED_MESSAGE
     assert len(emulator.calls) == before
 
 
-def test_service_a_credentials_without_organization_scope_cannot_check(url: str, http: HttpClient) -> None:
-    adapter = create({"baseUrl": url, "clientId": "history-1", "clientSecret": "secret-h", "connectionType": "1"}, http)
+def test_service_a_credentials_without_organization_scope_cannot_check(url: str, http: LoopedHttp) -> None:
+    adapter = blocking({"baseUrl": url, "clientId": "history-1", "clientSecret": "secret-h", "connectionType": "1"}, http)
     error = fault(adapter, request("GetOrganizationServicesRequest"))
     assert error.error is ErrorCode.PROVIDER_FAULT
     assert error.sub_error is not None and error.sub_error.code == "invalid_scope"
@@ -361,7 +380,7 @@ def test_service_a_credentials_without_organization_scope_cannot_check(url: str,
 # Emulator control over HTTP
 
 
-def test_switches_over_http(url: str, http: HttpClient, emulator: EcsEmulator) -> None:
+def test_switches_over_http(url: str, http: LoopedHttp, emulator: EcsEmulator) -> None:
     body = json.dumps({"force_error_code": 8, "area_field": "both"}).encode()
     assert http.request("POST", f"{url}/_emulator/switches", body, {"Content-Type": "application/json"}, deadline()).status == 200
     read = http.request("GET", f"{url}/_emulator/switches", None, {}, deadline())
@@ -373,7 +392,7 @@ def test_switches_over_http(url: str, http: HttpClient, emulator: EcsEmulator) -
     assert stats["token_requests"] == emulator.token_requests
 
 
-def test_poll_has_nothing_to_do(url: str, http: HttpClient) -> None:
+def test_poll_has_nothing_to_do(url: str, http: LoopedHttp) -> None:
     with pytest.raises(GatewayError) as caught:
         make_adapter(url, http).poll({}, 1, deadline())
     assert caught.value.error is ErrorCode.INTERNAL_ERROR

@@ -18,10 +18,11 @@ from emulators.payments import PaymentsEmulator, make_emulator
 from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters.base import AdapterAnswer
 from gateway.adapters.payload import PayloadSchema
-from gateway.adapters.payments import PaymentsAdapter, create, messages
+from gateway.adapters.payments import create, messages
 from gateway.adapters.payments.jsonwire import loads
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, GatewayError
+from tests.adapters.looped import BlockingAdapter, LoopThread
 
 NS = "urn:gateway:adapters:payments"
 FIXTURES = Path(__file__).parent / "payments_fixtures"
@@ -43,18 +44,18 @@ def server(emulator: PaymentsEmulator) -> Iterator[BackgroundServer]:
 
 
 @pytest.fixture
-def http() -> Iterator[HttpClient]:
-    client = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
+def http(loop_thread: LoopThread) -> Iterator[AsyncHttpClient]:
+    client = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
     yield client
-    client.close()
+    loop_thread.run(client.close())
 
 
 @pytest.fixture
-def adapter(server: BackgroundServer, http: HttpClient) -> PaymentsAdapter:
-    return create(
+def adapter(server: BackgroundServer, http: AsyncHttpClient, loop_thread: LoopThread) -> BlockingAdapter:
+    return BlockingAdapter(create(
         {"baseUrl": server.url, "token": DEMO_TOKEN, "timeoutSeconds": "3", "pollSeconds": "0.5", "maxPollSeconds": "3"},
         http,
-    )
+    ), loop_thread)
 
 
 def element(local: str, *children: tuple[str, Any], extras: dict[str, str] | None = None) -> etree._Element:
@@ -118,12 +119,12 @@ def sent_bodies(emulator: PaymentsEmulator, method: str) -> list[dict[str, Any]]
         ({"baseUrl": "http://h", "clientSecret": "x"}, "clientSecret"),
     ],
 )
-def test_create_refuses_wrong_options(options: dict[str, str], complaint: str, http: HttpClient) -> None:
+def test_create_refuses_wrong_options(options: dict[str, str], complaint: str, http: AsyncHttpClient) -> None:
     with pytest.raises(ValueError, match=complaint):
         create(options, http)
 
 
-def test_option_errors_never_echo_the_token(http: HttpClient) -> None:
+def test_option_errors_never_echo_the_token(http: AsyncHttpClient) -> None:
     with pytest.raises(ValueError) as caught:
         create({"baseUrl": "nope", "token": "s3cret-token-value"}, http)
     assert "s3cret-token-value" not in str(caught.value)
@@ -132,7 +133,7 @@ def test_option_errors_never_echo_the_token(http: HttpClient) -> None:
 # ----- services, service, balance, operatorByPhone -----
 
 
-def test_services_lists_the_catalogue_with_schemes(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_services_lists_the_catalogue_with_schemes(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     answer = valid(adapter.handle(element("ServicesRequest"), deadline()))
     ids = [e.text for e in answer.findall("p:service/p:serviceId", {"p": NS})]
     assert ids == ["P1011", "P1012", "P0005", "P0006", "P2001", "P0155"]
@@ -145,7 +146,7 @@ def test_services_lists_the_catalogue_with_schemes(adapter: PaymentsAdapter, emu
     assert request.headers["Accept"] == "application/json"
 
 
-def test_services_read_under_the_cyrillic_key_too(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_services_read_under_the_cyrillic_key_too(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     emulator.set_switches(services_key="servi\u0441es")
     answer = valid(adapter.handle(element("ServicesRequest"), deadline()))
     assert len(answer.findall("p:service", {"p": NS})) == 6
@@ -155,19 +156,19 @@ def test_services_read_under_the_cyrillic_key_too(adapter: PaymentsAdapter, emul
     assert text(parsed, "p:service[p:serviceId='P1012']/p:display[3]/p:regexp") == r"^\d{1,9}\.\d{2}$"
 
 
-def test_service_describes_one_service(adapter: PaymentsAdapter) -> None:
+def test_service_describes_one_service(adapter: BlockingAdapter) -> None:
     answer = valid(adapter.handle(element("ServiceRequest", ("serviceId", "P1012")), deadline()))
     assert answer.tag == f"{{{NS}}}ServiceResponse"
     assert [e.text for e in answer.findall("p:service/p:input/p:name", {"p": NS})] == ["account", "ev_account1"]
     assert [e.text for e in answer.findall("p:service/p:display/p:name", {"p": NS})] == ["fio", "info", "fixedAmount"]
 
 
-def test_unknown_service_is_a_provider_fault_130(adapter: PaymentsAdapter) -> None:
+def test_unknown_service_is_a_provider_fault_130(adapter: BlockingAdapter) -> None:
     assert fault_code(lambda: adapter.handle(element("ServiceRequest", ("serviceId", "P9999")), deadline())) == (
         ErrorCode.PROVIDER_FAULT, "130")
 
 
-def test_balance(adapter: PaymentsAdapter) -> None:
+def test_balance(adapter: BlockingAdapter) -> None:
     answer = valid(adapter.handle(element("BalanceRequest"), deadline()))
     assert text(answer, "p:agentId") == "4"
     assert text(answer, "p:agentName") == "Наименоване Агента"
@@ -175,7 +176,7 @@ def test_balance(adapter: PaymentsAdapter) -> None:
     assert text(answer, "p:currency") == "KZT"
 
 
-def test_operator_by_phone(adapter: PaymentsAdapter) -> None:
+def test_operator_by_phone(adapter: BlockingAdapter) -> None:
     found = valid(adapter.handle(element("OperatorByPhoneRequest", ("phoneNumber", "7777731414")), deadline()))
     assert (text(found, "p:result"), text(found, "p:serviceId")) == ("0", "P1011")
     ported = valid(adapter.handle(element("OperatorByPhoneRequest", ("phoneNumber", "7012345678")), deadline()))
@@ -189,7 +190,7 @@ def test_operator_by_phone(adapter: PaymentsAdapter) -> None:
 # ----- check: the three schemes -----
 
 
-def test_check_simple_sends_the_spec_body(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_check_simple_sends_the_spec_body(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     answer = valid(adapter.handle(
         payment("CheckRequest", "P1011", "7770017711", 1233355, "200", amount_from="200.00"), deadline()))
     assert text(answer, "p:result") == "0"
@@ -201,7 +202,7 @@ def test_check_simple_sends_the_spec_body(adapter: PaymentsAdapter, emulator: Pa
     assert loads(raw) == loads((FIXTURES / "check_request_a.json").read_bytes())
 
 
-def test_check_with_identification_sends_payer(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_check_with_identification_sends_payer(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     request = payment("CheckRequest", "P1011", "7770017711", 1233355, "200.00", amount_from="200.00")
     etree.SubElement(request, f"{{{NS}}}identityCard").text = "123456789"
     etree.SubElement(request, f"{{{NS}}}fullName").text = "Иванов Иван Иванович"
@@ -210,7 +211,7 @@ def test_check_with_identification_sends_payer(adapter: PaymentsAdapter, emulato
     assert sent_bodies(emulator, "check")[0] == fixture
 
 
-def test_check_with_choice_returns_contracts(adapter: PaymentsAdapter) -> None:
+def test_check_with_choice_returns_contracts(adapter: BlockingAdapter) -> None:
     answer = valid(adapter.handle(payment("CheckRequest", "P0006", "931002451325", 77, None), deadline()))
     assert text(answer, "p:scheme") == "withChoice"
     contracts = answer.findall("p:contract", {"p": NS})
@@ -220,7 +221,7 @@ def test_check_with_choice_returns_contracts(adapter: PaymentsAdapter) -> None:
     assert text(contracts[2], "p:contractDate") == "2020-02-17T00:00:00"
 
 
-def test_check_complex_returns_the_invoice(adapter: PaymentsAdapter) -> None:
+def test_check_complex_returns_the_invoice(adapter: BlockingAdapter) -> None:
     answer = valid(adapter.handle(payment("CheckRequest", "P0005", "1000000001", 78, None), deadline()))
     assert text(answer, "p:scheme") == "complex"
     assert text(answer, "p:invoice/p:formedDate") == "2020-02-01T00:00:00"
@@ -230,7 +231,7 @@ def test_check_complex_returns_the_invoice(adapter: PaymentsAdapter) -> None:
     assert text(services[0], "p:isMeter") == "true"
 
 
-def test_check_with_displays_and_extras(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_check_with_displays_and_extras(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     answer = valid(adapter.handle(
         payment("CheckRequest", "P1012", "1234567890", 79, None, extras={"account1": "test@gmail.com"}), deadline()))
     assert text(answer, "p:display[@name='fixedAmount']") == "20000.00"
@@ -238,7 +239,7 @@ def test_check_with_displays_and_extras(adapter: PaymentsAdapter, emulator: Paym
     assert sent_bodies(emulator, "check")[0]["extras"] == {"account1": "test@gmail.com"}
 
 
-def test_check_international_provider_shows_conversion(adapter: PaymentsAdapter) -> None:
+def test_check_international_provider_shows_conversion(adapter: BlockingAdapter) -> None:
     answer = valid(adapter.handle(payment("CheckRequest", "P2001", "1234567890", 80, "840.00"), deadline()))
     assert text(answer, "p:conversion/p:currency") == "USD"
     assert text(answer, "p:conversion/p:rate") == "0.0020833333"
@@ -277,13 +278,13 @@ def test_spec_answers_parse_into_valid_payloads() -> None:
         ("P1012", "1234567891", None, {"account1": "x"}, "5"),
     ],
 )
-def test_check_refusals_map_to_provider_fault(adapter: PaymentsAdapter, service: str, account: str,
+def test_check_refusals_map_to_provider_fault(adapter: BlockingAdapter, service: str, account: str,
                                               amount: str | None, extras: dict[str, str] | None, code: str) -> None:
     request = payment("CheckRequest", service, account, 81, amount, extras=extras)
     assert fault_code(lambda: adapter.handle(request, deadline())) == (ErrorCode.PROVIDER_FAULT, code)
 
 
-def test_malformed_data_is_refused_before_the_backend(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_malformed_data_is_refused_before_the_backend(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     no_amount = payment("PayRequest", "P1011", "7770017711", 82, None)
     assert fault_code(lambda: adapter.handle(no_amount, deadline()))[0] is ErrorCode.MALFORMED_MESSAGE
     three_places = payment("PayRequest", "P1011", "7770017711", 82, "200.001")
@@ -296,7 +297,7 @@ def test_malformed_data_is_refused_before_the_backend(adapter: PaymentsAdapter, 
 # ----- pay: the three schemes -----
 
 
-def test_pay_simple_after_check_pays_once(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_pay_simple_after_check_pays_once(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     check = valid(adapter.handle(payment("CheckRequest", "P1011", "7770017711", 1233355, "200.00"), deadline()))
     answer = adapter.handle(payment("PayRequest", "P1011", "7770017711", 1233355, "200", amount_from="200.00"),
                             deadline())
@@ -311,7 +312,7 @@ def test_pay_simple_after_check_pays_once(adapter: PaymentsAdapter, emulator: Pa
     assert emulator.balance == Decimal("509255.9000")
 
 
-def test_pay_with_choice_sends_the_chosen_contract(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_pay_with_choice_sends_the_chosen_contract(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     request = payment("PayRequest", "P0006", "931002451325", 90, "2000.00", ("contractId", "000000588"))
     data = valid(adapter.handle(request, deadline()))
     assert text(data, "p:result") == "0"
@@ -331,7 +332,7 @@ def _receipt(atid: int, account: str, total: str, items: list[tuple[str, str, st
     return request
 
 
-def test_pay_complex_sends_receipt_items(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_pay_complex_sends_receipt_items(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     request = _receipt(92, "1000000001", "450.00", [("36", "100", "11236"), ("13", "150.00", None), ("2", "200.00", None)])
     assert text(valid(adapter.handle(request, deadline())), "p:result") == "0"
     raw = emulator.requests_to("pay")[0].body
@@ -339,13 +340,13 @@ def test_pay_complex_sends_receipt_items(adapter: PaymentsAdapter, emulator: Pay
     assert b'"amountTo":450.00,"amountFrom":450.00' in raw
 
 
-def test_pay_complex_amounts_must_add_up(adapter: PaymentsAdapter, emulator: PaymentsEmulator) -> None:
+def test_pay_complex_amounts_must_add_up(adapter: BlockingAdapter, emulator: PaymentsEmulator) -> None:
     request = _receipt(93, "1000000001", "450.00", [("36", "100.00", None), ("13", "150.00", None)])
     assert fault_code(lambda: adapter.handle(request, deadline()))[0] is ErrorCode.MALFORMED_MESSAGE
     assert emulator.requests_to("pay") == []
 
 
-def test_pay_complex_item_limits(adapter: PaymentsAdapter) -> None:
+def test_pay_complex_item_limits(adapter: BlockingAdapter) -> None:
     too_much = _receipt(94, "1000000002", "600.00", [("36", "600.00", None)])
     assert fault_code(lambda: adapter.handle(too_much, deadline())) == (ErrorCode.PROVIDER_FAULT, "242")
     too_little = _receipt(95, "1000000002", "10.00", [("36", "10.00", None)])

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +28,9 @@ from emulators.payments_seed import DEMO_TOKEN
 from gateway.adapters import ecert as ecert_adapter
 from gateway.adapters import ecs as ecs_adapter
 from gateway.adapters import payments as payments_adapter
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import AsyncHttpClient
 from gateway.errors import ErrorCode, GatewayError
+from tests.adapters.looped import BlockingAdapter, LoopThread
 from tests.adapters.test_ecert import ACTIVE, UUID4, block_request, edit_request, spec_create_request
 from tests.wire import wait_for
 
@@ -41,10 +43,18 @@ ADAPTER_TIMEOUT = "0.3"
 
 
 @pytest.fixture
-def http() -> Iterator[HttpClient]:
-    client = HttpClient(pool_maxsize=4, connect_timeout=2, max_response_bytes=1_000_000)
-    yield client
-    client.close()
+def http(loop_thread: LoopThread) -> Iterator[Client]:
+    client = AsyncHttpClient(connect_timeout=2, max_response_bytes=1_000_000)
+    yield Client(client, loop_thread)
+    loop_thread.run(client.close())
+
+
+@dataclass(frozen=True)
+class Client:
+    """The backends' client and the loop the adapters made with it run on."""
+
+    client: AsyncHttpClient
+    loop: LoopThread
 
 
 class _Current:
@@ -101,10 +111,10 @@ def abandoned(call: Any) -> GatewayError:
 
 
 # ------------------------------------------------------------------------------------------------ ecert
-def ecert(url: str, http: HttpClient) -> ecert_adapter.EcertAdapter:
+def ecert(url: str, http: Client) -> BlockingAdapter:
     options = {"baseUrl": url + ECERT_BASE, "apiKey": ecert_emulator.DEFAULT_API_KEY,
                "jwsKey": ecert_emulator.DEFAULT_JWS_KEY.decode(), "timeoutSeconds": ADAPTER_TIMEOUT}
-    return ecert_adapter.create(options, http)
+    return BlockingAdapter(ecert_adapter.create(options, http.client), http.loop)
 
 
 TASK_REQUESTS = {
@@ -116,7 +126,7 @@ TASK_REQUESTS = {
 
 @pytest.mark.parametrize("path", sorted(TASK_REQUESTS))
 def test_ecert_task_request_repeated_with_the_same_key_names_the_task_already_made(
-    ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: HttpClient, path: str
+    ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: Client, path: str
 ) -> None:
     emulator, url = ecert_backend
     adapter = ecert(url, http)
@@ -136,7 +146,7 @@ def test_ecert_task_request_repeated_with_the_same_key_names_the_task_already_ma
 
 
 def test_ecert_create_abandoned_mid_call_is_found_again_and_followed_to_its_result(
-    ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: HttpClient
+    ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: Client
 ) -> None:
     emulator, url = ecert_backend
     adapter = ecert(url, http)
@@ -154,7 +164,7 @@ def test_ecert_create_abandoned_mid_call_is_found_again_and_followed_to_its_resu
     assert len(emulator.registry.certificates) == 5  # the four seed certificates and this one
 
 
-def test_ecert_another_key_or_no_key_is_another_request(ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: HttpClient) -> None:
+def test_ecert_another_key_or_no_key_is_another_request(ecert_backend: tuple[ecert_emulator.EcertEmulator, str], http: Client) -> None:
     emulator, url = ecert_backend
     adapter = ecert(url, http)
     adapter.handle(spec_create_request(), deadline(), request_key="message-1")
@@ -192,9 +202,9 @@ def test_ecert_emulator_repeats_its_first_answer_even_while_the_first_request_is
 
 
 # ------------------------------------------------------------------------------------------------ payments
-def payments(url: str, http: HttpClient) -> payments_adapter.PaymentsAdapter:
+def payments(url: str, http: Client) -> BlockingAdapter:
     options = {"baseUrl": url, "token": DEMO_TOKEN, "timeoutSeconds": ADAPTER_TIMEOUT, "pollSeconds": "0.5"}
-    return payments_adapter.create(options, http)
+    return BlockingAdapter(payments_adapter.create(options, http.client), http.loop)
 
 
 def payment(local: str, key: str) -> etree._Element:
@@ -206,7 +216,7 @@ def payment(local: str, key: str) -> etree._Element:
 
 
 def test_payments_pay_abandoned_mid_call_then_handled_again_pays_once(
-    payments_backend: tuple[payments_emulator.PaymentsEmulator, str], http: HttpClient
+    payments_backend: tuple[payments_emulator.PaymentsEmulator, str], http: Client
 ) -> None:
     emulator, url = payments_backend
     adapter = payments(url, http)
@@ -227,7 +237,7 @@ def test_payments_pay_abandoned_mid_call_then_handled_again_pays_once(
 
 
 def test_payments_check_abandoned_mid_call_then_handled_again_names_the_same_transaction(
-    payments_backend: tuple[payments_emulator.PaymentsEmulator, str], http: HttpClient
+    payments_backend: tuple[payments_emulator.PaymentsEmulator, str], http: Client
 ) -> None:
     emulator, url = payments_backend
     adapter = payments(url, http)
@@ -244,10 +254,10 @@ def test_payments_check_abandoned_mid_call_then_handled_again_names_the_same_tra
 
 
 # ------------------------------------------------------------------------------------------------ ecs
-def ecs(url: str, http: HttpClient) -> ecs_adapter.EcsAdapter:
+def ecs(url: str, http: Client) -> BlockingAdapter:
     options = {"baseUrl": url, "clientId": "acceptor-1", "clientSecret": "secret-1", "connectionType": "1",
                "timeoutSeconds": ADAPTER_TIMEOUT}
-    return ecs_adapter.create(options, http)
+    return BlockingAdapter(ecs_adapter.create(options, http.client), http.loop)
 
 
 def ecs_request(name: str, *children: tuple[str, object]) -> etree._Element:
@@ -257,7 +267,7 @@ def ecs_request(name: str, *children: tuple[str, object]) -> etree._Element:
     return element
 
 
-def test_ecs_check_repeated_after_a_lost_answer_records_one_use(ecs_backend: tuple[ecs_emulator.EcsEmulator, str], http: HttpClient) -> None:
+def test_ecs_check_repeated_after_a_lost_answer_records_one_use(ecs_backend: tuple[ecs_emulator.EcsEmulator, str], http: Client) -> None:
     emulator, url = ecs_backend
     adapter = ecs(url, http)
     check = ecs_request("CheckClientBenefitsRequest", ("serviceId", 1), ("organizationTerminalId", 11), ("clientCode", "AAABBBCCC"))

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 
 from gateway.adapters.ecert.adapter import EcertAdapter
 from gateway.adapters.ecert.options import parse_options
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 
 __all__ = ["EcertAdapter", "create"]
 
 
-def create(options: Mapping[str, str], http: HttpClient) -> EcertAdapter:
+def create(options: Mapping[str, str], http: HttpRequests) -> EcertAdapter:
     """The adapter for one delivery point; ValueError names what is wrong with ``options``."""
     parsed, key = parse_options(options)
     return EcertAdapter(parsed, key, http)

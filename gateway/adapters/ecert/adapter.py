@@ -29,7 +29,7 @@ from gateway.adapters.ecert.mapping import element, leaf, read_failure
 from gateway.adapters.ecert.options import EcertOptions
 from gateway.adapters.ecert.request_id import task_request_id
 from gateway.adapters.payload import Operation, PayloadSchema
-from gateway.outbound.http_client import HttpAnswer, HttpClient
+from gateway.outbound.async_client import HttpAnswer, HttpRequests
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.soap.values import parse_datetime
 
@@ -69,7 +69,7 @@ class EcertAdapter:
 
     name = NAME
 
-    def __init__(self, options: EcertOptions, key: bytes, http: HttpClient) -> None:
+    def __init__(self, options: EcertOptions, key: bytes, http: HttpRequests) -> None:
         self._options = options
         self._signer = DetachedSigner(key)
         self._http = http
@@ -82,13 +82,13 @@ class EcertAdapter:
         }
 
     # ------------------------------------------------------------------------------------------ operations
-    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+    async def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
         """Validate ``data``, call the operation it names and return its (possibly pending) answer; a task
         request's ``x-request-id`` is derived from ``request_key`` (see the module docstring)."""
         tasks = {name: functools.partial(self._submit, operation, request_key) for name, operation in _TASK_OPERATIONS.items()}
-        return self._schema.serve({**self._direct_operations, **tasks}, data, deadline)
+        return await self._schema.serve({**self._direct_operations, **tasks}, data, deadline)
 
-    def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
+    async def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Follow the task ``reference`` names: pending again while it runs, final once it is executed (with its
         record results) or has failed (with the failed status)."""
         try:
@@ -97,7 +97,7 @@ class EcertAdapter:
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"reference lacks {exc}") from exc
         if task.task_type not in _RESPONSE_OF_TYPE or not _UUID.match(task.task_id):
             raise GatewayError(ErrorCode.MALFORMED_MESSAGE, f"reference names no create/edit/block task: {dict(reference)}")
-        reply = self._exchange(
+        reply = await self._exchange(
             "POST", "/ec-tasks-status", {"Request_Types": [task.task_type], "Task_Quantity": 100}, deadline
         )
         status = self._listed_status(reply, task.task_id) or task.status
@@ -106,17 +106,17 @@ class EcertAdapter:
         elif status in codes.FAILED_STATUSES:
             answer = AdapterAnswer(self._outcome(task, status, []), status, f"task {task.task_id} ended {status}")
         else:
-            answer = self._executed(task, deadline)
+            answer = await self._executed(task, deadline)
         self._schema.check_answer(answer.data)
         return answer
 
     def close(self) -> None:
-        """Connections belong to the shared HttpClient; nothing of the adapter's own to release."""
+        """Connections belong to the gateway's shared HTTP client; nothing of the adapter's own to release."""
 
     # ------------------------------------------------------------------------------------------ tasks
-    def _submit(self, operation: _TaskOperation, request_key: str | None, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _submit(self, operation: _TaskOperation, request_key: str | None, data: etree._Element, deadline: float) -> AdapterAnswer:
         request_id = task_request_id(operation.path, request_key)
-        reply = self._exchange("POST", operation.path, operation.body(data), deadline, request_id=request_id)
+        reply = await self._exchange("POST", operation.path, operation.body(data), deadline, request_id=request_id)
         acknowledgement = (reply.text or "").strip()
         if acknowledgement not in codes.ACKNOWLEDGEMENTS:
             raise GatewayError(ErrorCode.PROVIDER_RESPONSE_INVALID, f"{operation.path}: expected REQUEST_IS_QUEUED or REQUEST_IS_ACCEPTED")
@@ -146,8 +146,8 @@ class EcertAdapter:
             listed = [_task_status(entry) for entry in _list(reply.value)]
         return next((status for listed_id, _, status in listed if listed_id == task_id), None)
 
-    def _executed(self, task: _PendingTask, deadline: float) -> AdapterAnswer:
-        reply = self._exchange("POST", "/ec-tasks-results", mapping.tasks_results_body([task.task_id]), deadline)
+    async def _executed(self, task: _PendingTask, deadline: float) -> AdapterAnswer:
+        reply = await self._exchange("POST", "/ec-tasks-results", mapping.tasks_results_body([task.task_id]), deadline)
         results = _task_results(reply.value)
         match = next((records for task_id, _, records in results if task_id == task.task_id), None)
         if match is None:
@@ -171,17 +171,17 @@ class EcertAdapter:
         )
 
     # ------------------------------------------------------------------------------------------ direct
-    def _detailed_statement(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _detailed_statement(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         number = data.findtext(mapping.q("certificateNumber")).strip()
-        reply = self._exchange("GET", f"/ec-detailed-statement?cn={quote(number)}", None, deadline)
+        reply = await self._exchange("GET", f"/ec-detailed-statement?cn={quote(number)}", None, deadline)
         with read_failure("/ec-detailed-statement"):
             if not isinstance(reply.value, dict):
                 raise TypeError("eCertificate is not an object")
             answer = element("GetDetailedStatementResponse", mapping.certificate(reply.value))
         return AdapterAnswer(answer)
 
-    def _tasks_status(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        reply = self._exchange("POST", "/ec-tasks-status", mapping.tasks_status_body(data), deadline)
+    async def _tasks_status(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+        reply = await self._exchange("POST", "/ec-tasks-status", mapping.tasks_status_body(data), deadline)
         if reply.text is not None:
             return AdapterAnswer(element("GetTasksStatusResponse", leaf("acknowledgement", _acknowledgement(reply.text))))
         with read_failure("/ec-tasks-status"):
@@ -193,8 +193,8 @@ class EcertAdapter:
             )
         )
 
-    def _tasks_results(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        reply = self._exchange("POST", "/ec-tasks-results", mapping.tasks_results_body(mapping.requested_task_ids(data)), deadline)
+    async def _tasks_results(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+        reply = await self._exchange("POST", "/ec-tasks-results", mapping.tasks_results_body(mapping.requested_task_ids(data)), deadline)
         return AdapterAnswer(
             element(
                 "GetTasksResultsResponse",
@@ -206,7 +206,7 @@ class EcertAdapter:
         )
 
     # ------------------------------------------------------------------------------------------ HTTP
-    def _exchange(
+    async def _exchange(
         self, method: str, path: str, payload: Any, deadline: float, request_id: str | None = None
     ) -> _Reply:
         """One signed request; returns the verified answer or raises the GatewayError its failure maps to."""
@@ -222,7 +222,7 @@ class EcertAdapter:
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         deadline = min(deadline, time.monotonic() + self._options.timeout_seconds)
-        answer = self._http.request(method, self._options.base_url + path, body, headers, deadline)
+        answer = await self._http.request(method, self._options.base_url + path, body, headers, deadline)
         route = path.split("?", 1)[0]
         correlation = _header(answer.headers, "x-correlation-id")
         if correlation and correlation.lower() != request_id:

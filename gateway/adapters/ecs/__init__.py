@@ -7,11 +7,11 @@ from collections.abc import Mapping
 
 from gateway.adapters.ecs.adapter import EcsAdapter
 from gateway.adapters.ecs.options import parse_options
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 
 __all__ = ["EcsAdapter", "create"]
 
 
-def create(options: Mapping[str, str], http: HttpClient) -> EcsAdapter:
+def create(options: Mapping[str, str], http: HttpRequests) -> EcsAdapter:
     """Build the adapter from the delivery point's settings; ValueError says what is wrong with them."""
     return EcsAdapter(parse_options(options), http)

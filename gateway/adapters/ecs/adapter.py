@@ -20,7 +20,7 @@ from gateway.adapters.ecs.options import ConnectionType, EcsOptions
 from gateway.adapters.ecs.token import TokenEndpoint, TokenSource
 from gateway.adapters.ecs.wire import CheckAnswer, ServicesPage, TransactionsPage, dumps, read_answer, read_error
 from gateway.adapters.payload import Operation, PayloadSchema
-from gateway.outbound.http_client import HttpAnswer, HttpClient
+from gateway.outbound.async_client import HttpAnswer, HttpRequests
 from gateway.errors import ErrorCode, GatewayError
 
 Page = TypeVar("Page", ServicesPage, TransactionsPage)
@@ -48,7 +48,7 @@ class EcsAdapter:
     name = "ecs"
     namespace = elements.NS
 
-    def __init__(self, options: EcsOptions, http: HttpClient) -> None:
+    def __init__(self, options: EcsOptions, http: HttpRequests) -> None:
         self._options = options
         self._http = http
         self._schema = PayloadSchema.of("ecs")
@@ -86,28 +86,28 @@ class EcsAdapter:
             "GetTransactionsRequest": self._get_transactions,
         }
 
-    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+    async def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
         """Carry out the operation ``data`` names within min(deadline, now + timeoutSeconds). ``request_key``
         is not used: ЕЦС has no idempotency key and no look-up by a reference of ours (docs/adapters.md,
         "Repeats", says why a repeat is harmless for connection types 1 and 2, and what it costs for 3)."""
         budget = min(deadline, time.monotonic() + self._options.timeout_seconds)
-        return self._schema.serve(self._operations, data, budget)
+        return await self._schema.serve(self._operations, data, budget)
 
-    def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
+    async def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """ЕЦС answers are all final; the gateway never has anything to poll for."""
         raise GatewayError(ErrorCode.INTERNAL_ERROR, "ecs has no pending work")
 
     def close(self) -> None:
-        """Forget the cached tokens; the HttpClient belongs to the gateway, which closes it."""
+        """Forget the cached tokens; the HTTP client belongs to the gateway, which closes it."""
         self._service_a.tokens.clear()
         self._service_b.tokens.clear()
 
     # Operations
 
-    def _check_client_benefits(self, data: etree._Element, budget: float) -> AdapterAnswer:
+    async def _check_client_benefits(self, data: etree._Element, budget: float) -> AdapterAnswer:
         connection_type = self._options.connection_type
         body = elements.CheckRequest.read(data).body(connection_type)
-        result = self._exchange(self._service_a, "/api/CheckClientBenefits", body, budget)
+        result = await self._exchange(self._service_a, "/api/CheckClientBenefits", body, budget)
         if isinstance(result, BackendError):
             if result.error_code in CHECK_DENIALS:
                 meaning = APPENDIX_7[result.error_code].meaning
@@ -120,33 +120,33 @@ class EcsAdapter:
         confirmation_required = connection_type != ConnectionType.DISCOUNT_TICKETING
         return AdapterAnswer(elements.check_found(answer, confirmation_required))
 
-    def _confirm_transaction(self, data: etree._Element, budget: float) -> AdapterAnswer:
+    async def _confirm_transaction(self, data: etree._Element, budget: float) -> AdapterAnswer:
         if self._options.connection_type == ConnectionType.DISCOUNT_TICKETING:
             raise GatewayError(
                 ErrorCode.UNSUPPORTED_OPERATION,
                 "ConfirmTransaction is available only for connection types 1 and 2; this delivery point is type 3",
             )
         request = elements.ConfirmRequest.read(data)
-        self._post(self._service_a, "/api/ConfirmTransaction", request.fields, budget, "ConfirmTransaction")
+        await self._post(self._service_a, "/api/ConfirmTransaction", request.fields, budget, "ConfirmTransaction")
         # The answer is "HTTP 200 OK" with no body defined (spec §7.5): whatever body came is not looked at.
         return AdapterAnswer(elements.confirmed(request.transaction_id))
 
-    def _get_organization_services(self, data: etree._Element, budget: float) -> AdapterAnswer:
+    async def _get_organization_services(self, data: etree._Element, budget: float) -> AdapterAnswer:
         paging = elements.Paging.read(data)
-        walked = self._walk(
+        walked = await self._walk(
             self._service_a, "/api/GetOrganizationServices", lambda page: page, paging, ServicesPage, budget
         )
         services = [item.service for item in walked.items]
         return AdapterAnswer(elements.services_page(walked.total, walked.current, walked.pages, services))
 
-    def _get_transactions(self, data: etree._Element, budget: float) -> AdapterAnswer:
+    async def _get_transactions(self, data: etree._Element, budget: float) -> AdapterAnswer:
         request = elements.TransactionsRequest.read(data)
-        walked = self._walk(self._service_b, "/api/GetTransactions", request.body, request.paging, TransactionsPage, budget)
+        walked = await self._walk(self._service_b, "/api/GetTransactions", request.body, request.paging, TransactionsPage, budget)
         return AdapterAnswer(elements.transactions_page(walked.total, walked.current, walked.pages, walked.items))
 
     # Paging
 
-    def _walk(
+    async def _walk(
         self,
         backend: _Backend,
         path: str,
@@ -159,13 +159,13 @@ class EcsAdapter:
         (the answer's totalItems and currentPageIndex then tell the caller where to go on)."""
         operation = path.rsplit("/", 1)[-1]
         if not paging.all_pages:
-            page = self._page(backend, path, body_for(paging.fields(paging.page_index, None)), model, budget, operation)
+            page = await self._page(backend, path, body_for(paging.fields(paging.page_index, None)), model, budget, operation)
             return _Walked(page.totalItems, page.currentPageIndex, 1, list(page.pageItems))
         size = paging.page_size or self._options.all_pages_page_size
         first = paging.page_index or 0
         items: list[Any] = []
         for index in range(first, first + self._options.max_pages):
-            page = self._page(backend, path, body_for(paging.fields(index, size)), model, budget, operation)
+            page = await self._page(backend, path, body_for(paging.fields(index, size)), model, budget, operation)
             if page.currentPageIndex != index:
                 raise GatewayError(
                     ErrorCode.PROVIDER_RESPONSE_INVALID,
@@ -176,32 +176,32 @@ class EcsAdapter:
                 break
         return _Walked(page.totalItems, index, index - first + 1, items)
 
-    def _page(
+    async def _page(
         self, backend: _Backend, path: str, body: dict[str, Any], model: type[Page], budget: float, operation: str
     ) -> Page:
-        answer = self._post(backend, path, body, budget, operation)
+        answer = await self._post(backend, path, body, budget, operation)
         return read_answer(model, answer.body, operation)
 
     # Transport
 
-    def _post(self, backend: _Backend, path: str, body: dict[str, Any], budget: float, operation: str) -> HttpAnswer:
-        result = self._exchange(backend, path, body, budget)
+    async def _post(self, backend: _Backend, path: str, body: dict[str, Any], budget: float, operation: str) -> HttpAnswer:
+        result = await self._exchange(backend, path, body, budget)
         if isinstance(result, BackendError):
             raise result.to_gateway_error(operation)
         return result
 
-    def _exchange(self, backend: _Backend, path: str, body: dict[str, Any], budget: float) -> HttpAnswer | BackendError:
+    async def _exchange(self, backend: _Backend, path: str, body: dict[str, Any], budget: float) -> HttpAnswer | BackendError:
         """POST ``body``; a 2xx answer, or the backend's error. A token the backend rejects (401) is renewed
         once and the call made once more."""
         payload = dumps(body)
         for attempt in (1, 2):
-            token = backend.tokens.get(budget)
+            token = await backend.tokens.get(budget)
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "Accept": "application/json",
                 "Authorization": f"Bearer {token}",
             }
-            answer = self._http.request("POST", backend.base_url + path, payload, headers, budget)
+            answer = await self._http.request("POST", backend.base_url + path, payload, headers, budget)
             if answer.status == 401 and attempt == 1:
                 backend.tokens.invalidate(token)
                 continue

@@ -3,10 +3,13 @@
 Callers that need a token while a renewal is in flight wait for that renewal instead of starting their own, so
 N concurrent calls with an expired token cost one token request. A token the backend rejects is invalidated
 only if it is still the current one, so N concurrent 401s also cost one renewal.
+
+A :class:`TokenSource` belongs to one event loop (the one its adapter's ``handle`` runs on): it takes no locks,
+because between two awaits nothing else on that loop runs, and it is not safe to use from other threads or loops.
 """
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +18,7 @@ from urllib.parse import urlencode
 from pydantic import SecretStr
 
 from gateway.adapters.ecs.wire import TokenAnswer, loads, read_answer
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
@@ -39,68 +42,53 @@ class TokenEndpoint:
 
 
 class TokenSource:
-    """The current access token of one (token URL, client, scopes), thread-safe."""
+    """The current access token of one (token URL, client, scopes), for coroutines of one event loop."""
 
-    def __init__(self, endpoint: TokenEndpoint, http: HttpClient) -> None:
+    def __init__(self, endpoint: TokenEndpoint, http: HttpRequests) -> None:
         self._endpoint = endpoint
         self._http = http
-        self._condition = threading.Condition()
         self._token: Token | None = None
-        self._renewing = False
-        # Bumped at the end of every renewal, so a waiter knows "its" renewal finished (with this outcome).
-        self._generation = 0
-        self._failure: GatewayError | None = None
+        self._renewal: asyncio.Task[Token] | None = None  # the renewal in flight, if any
 
-    def get(self, deadline: float) -> str:
-        """A valid token, renewing it (or waiting for the renewal in flight) before ``deadline``."""
-        with self._condition:
-            while True:
-                token = self._token
-                if token is not None and time.monotonic() < token.renew_at:
-                    return token.value
-                if not self._renewing:
-                    self._renewing = True
-                    break
-                generation = self._generation
-                while self._renewing and self._generation == generation:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left waiting for an access token")
-                    self._condition.wait(remaining)
-                if self._failure is not None and self._generation == generation + 1:
-                    raise self._failure
-        return self._renew(deadline)
+    async def get(self, deadline: float) -> str:
+        """A valid token, renewing it (or waiting for the renewal in flight) before ``deadline``; a failed renewal
+        is raised to every caller that waited for it."""
+        token = self._token
+        if token is not None and time.monotonic() < token.renew_at:
+            return token.value
+        renewal = self._renewal
+        if renewal is None:
+            renewal = self._renewal = asyncio.get_running_loop().create_task(self._renew(deadline))
+            renewal.add_done_callback(_observed)
+            # The renewal is bounded by this caller's own deadline (the HTTP client enforces it), so this caller
+            # waits for all of it and sees its own failure, a timeout included, as it is. The shield keeps a
+            # cancelled caller from cancelling a renewal that others may have joined meanwhile.
+            return (await asyncio.shield(renewal)).value
+        try:
+            # A joining caller's deadline may come before the renewal's: it stops waiting, the renewal goes on.
+            return (await asyncio.wait_for(asyncio.shield(renewal), deadline - time.monotonic())).value
+        except TimeoutError:
+            raise GatewayError(ErrorCode.PROVIDER_TIMEOUT, "no time left waiting for an access token") from None
 
     def invalidate(self, rejected: str) -> None:
         """Forget ``rejected`` (a token the backend answered 401 to) unless a newer one replaced it already."""
-        with self._condition:
-            if self._token is not None and self._token.value == rejected:
-                self._token = None
+        if self._token is not None and self._token.value == rejected:
+            self._token = None
 
     def clear(self) -> None:
         """Forget the cached token."""
-        with self._condition:
-            self._token = None
+        self._token = None
 
-    def _renew(self, deadline: float) -> str:
-        token: Token | None = None
-        failure: GatewayError | None = None
+    async def _renew(self, deadline: float) -> Token:
         try:
-            token = self._request(deadline)
-            return token.value
-        except GatewayError as exc:
-            failure = exc
-            raise
+            token = await self._request(deadline)
         finally:
-            with self._condition:
-                if token is not None:
-                    self._token = token
-                self._failure = failure
-                self._renewing = False
-                self._generation += 1
-                self._condition.notify_all()
+            # Cleared before the renewal's callers wake up, so a caller after a failure starts a renewal of its own.
+            self._renewal = None
+        self._token = token
+        return token
 
-    def _request(self, deadline: float) -> Token:
+    async def _request(self, deadline: float) -> Token:
         endpoint = self._endpoint
         form = urlencode(
             {
@@ -111,7 +99,7 @@ class TokenSource:
             }
         ).encode("ascii")
         asked_at = time.monotonic()
-        answer = self._http.request("POST", endpoint.url, form, FORM_HEADERS, deadline)
+        answer = await self._http.request("POST", endpoint.url, form, FORM_HEADERS, deadline)
         if answer.status != 200:
             raise _token_refusal(answer.status, answer.body)
         parsed = read_answer(TokenAnswer, answer.body, "token endpoint")
@@ -121,6 +109,13 @@ class TokenSource:
         lifetime = float(parsed.expires_in)
         margin = min(endpoint.renew_margin_seconds, lifetime / 2)
         return Token(value=parsed.access_token, renew_at=asked_at + lifetime - margin)
+
+
+def _observed(renewal: asyncio.Task[Token]) -> None:
+    # Each waiter is raised a failure through its own shield; retrieving it here too keeps asyncio from logging
+    # "exception was never retrieved" when every caller had stopped waiting (cancelled, or past its deadline).
+    if not renewal.cancelled():
+        renewal.exception()
 
 
 def _token_refusal(status: int, body: bytes) -> GatewayError:

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from gateway.adapters.payload import PayloadSchema
 from gateway.adapters.payments.adapter import ADAPTER_NAME, PaymentsAdapter
 from gateway.adapters.payments.options import parse_options
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 
 __all__ = ["PaymentsAdapter", "create"]
 
 
-def create(options: Mapping[str, str], http: HttpClient) -> PaymentsAdapter:
+def create(options: Mapping[str, str], http: HttpRequests) -> PaymentsAdapter:
     """Build the adapter from the delivery point's ``adapter`` options; ValueError says what is wrong."""
     return PaymentsAdapter(parse_options(options), http, PayloadSchema.of(ADAPTER_NAME))

@@ -22,7 +22,7 @@ from gateway.adapters.base import AdapterAnswer, PendingWork
 from gateway.adapters.payload import Operation, PayloadSchema
 from gateway.adapters.payments import codes, jsonwire, messages
 from gateway.adapters.payments.options import PaymentsOptions
-from gateway.outbound.http_client import HttpClient
+from gateway.outbound.async_client import HttpRequests
 from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 
 ADAPTER_NAME = "payments"
@@ -54,7 +54,7 @@ class PaymentsAdapter:
 
     name = ADAPTER_NAME
 
-    def __init__(self, options: PaymentsOptions, http: HttpClient, schema: PayloadSchema) -> None:
+    def __init__(self, options: PaymentsOptions, http: HttpRequests, schema: PayloadSchema) -> None:
         self._options = options
         self._http = http
         self._schema = schema
@@ -70,14 +70,14 @@ class PaymentsAdapter:
 
     # ----- BackendAdapter -----
 
-    def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
+    async def handle(self, data: etree._Element, deadline: float, request_key: str | None = None) -> AdapterAnswer:
         """Carry out the operation ``data`` names; see docs/adapters/payments.md for each. ``request_key`` is
         not needed: a check or pay is keyed by the agentTransactionId its payload gives or derives from its
         paymentKey, and its body is built from the payload alone, so a repeat resends the same body under the
         same id and the processing centre answers it with the one transaction it holds (spec §6)."""
-        return self._schema.serve(self._operations, data, deadline)
+        return await self._schema.serve(self._operations, data, deadline)
 
-    def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
+    async def poll(self, reference: Mapping[str, Any], attempt: int, deadline: float) -> AdapterAnswer:
         """Resend the pending request kept in ``reference`` unchanged; final answer, or pending again with a
         longer interval. Past ``giveUpSeconds`` since the first sending a still unresolved payment raises
         PROVIDER_TIMEOUT: its fate is then for an operator to reconcile, never for a new payment."""
@@ -90,7 +90,7 @@ class PaymentsAdapter:
             raise GatewayError(ErrorCode.INTERNAL_ERROR, f"payments: unusable pending reference ({exc})") from exc
         if method not in ("check", "pay"):
             raise GatewayError(ErrorCode.INTERNAL_ERROR, f"payments: nothing to poll for method {method!r}")
-        answer = self._send_until_final(method, atid, body, first_sent_at, attempt, deadline)
+        answer = await self._send_until_final(method, atid, body, first_sent_at, attempt, deadline)
         if answer.pending is not None and time.time() - first_sent_at > self._options.give_up_seconds:
             raise GatewayError(
                 ErrorCode.PROVIDER_TIMEOUT,
@@ -105,42 +105,42 @@ class PaymentsAdapter:
 
     # ----- operations -----
 
-    def _services(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        reply = self._final_reply("services", None, deadline)
+    async def _services(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+        reply = await self._final_reply("services", None, deadline)
         return AdapterAnswer(messages.services_answer(reply.body, "ServicesResponse"), OK_STATUS, reply.message or "OK")
 
-    def _service(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _service(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         service_id = messages.child_text(data, "serviceId") or ""
-        reply = self._final_reply("service", {"serviceId": service_id}, deadline)
+        reply = await self._final_reply("service", {"serviceId": service_id}, deadline)
         answer = messages.services_answer(reply.body, "ServiceResponse", only=service_id)
         return AdapterAnswer(answer, OK_STATUS, reply.message or "OK")
 
-    def _balance(self, data: etree._Element, deadline: float) -> AdapterAnswer:
-        reply = self._final_reply("balance", None, deadline)
+    async def _balance(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+        reply = await self._final_reply("balance", None, deadline)
         return AdapterAnswer(messages.balance_answer(reply.body), OK_STATUS, reply.message or "OK")
 
-    def _operator_by_phone(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _operator_by_phone(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         phone = messages.child_text(data, "phoneNumber") or ""
-        reply = self._reply("operatorByPhone", jsonwire.encode({"phoneNumber": phone}), deadline)
+        reply = await self._reply("operatorByPhone", jsonwire.encode({"phoneNumber": phone}), deadline)
         # "Not determined" is an answer, not a failure: the spec returns serviceId only when it is (Q17).
         if reply.result not in (codes.SUCCESS, codes.ACCOUNT_NOT_FOUND):
             raise _fault("operatorByPhone", reply)
         answer = messages.operator_answer(reply.body, phone, reply.result)
         return AdapterAnswer(answer, OK_STATUS, reply.message or "OK")
 
-    def _check(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _check(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         atid = messages.agent_transaction_id(data)
         body = jsonwire.encode(messages.check_body(data, atid))
-        return self._send_until_final("check", atid, body, time.time(), 0, deadline)
+        return await self._send_until_final("check", atid, body, time.time(), 0, deadline)
 
-    def _pay(self, data: etree._Element, deadline: float) -> AdapterAnswer:
+    async def _pay(self, data: etree._Element, deadline: float) -> AdapterAnswer:
         atid = messages.agent_transaction_id(data)
         body = jsonwire.encode(messages.pay_body(data, atid))
-        return self._send_until_final("pay", atid, body, time.time(), 0, deadline)
+        return await self._send_until_final("pay", atid, body, time.time(), 0, deadline)
 
     # ----- the finality rules -----
 
-    def _send_until_final(
+    async def _send_until_final(
         self, method: str, atid: int, body: bytes, first_sent_at: float, attempt: int, deadline: float
     ) -> AdapterAnswer:
         """Send ``body`` once and classify the outcome by spec §5. ``attempt`` 0 is the first sending."""
@@ -169,7 +169,7 @@ class PaymentsAdapter:
             return AdapterAnswer(data, PENDING_STATUS, f"not final yet: {why}", PendingWork(reference, self._backoff(attempt)))
 
         try:
-            reply = self._reply(method, body, deadline)
+            reply = await self._reply(method, body, deadline)
             if reply.body.get("agentTransactionId", atid) != atid:
                 raise messages.invalid(f"answer echoes agentTransactionId {reply.body.get('agentTransactionId')!r}")
         except GatewayError as exc:
@@ -204,20 +204,20 @@ class PaymentsAdapter:
         growth = 2 ** min(attempt, _MAX_BACKOFF_EXPONENT)
         return min(self._options.poll_seconds * growth, self._options.max_poll_seconds)
 
-    def _final_reply(self, method: str, request: Mapping[str, Any] | None, deadline: float) -> Reply:
-        reply = self._reply(method, None if request is None else jsonwire.encode(request), deadline)
+    async def _final_reply(self, method: str, request: Mapping[str, Any] | None, deadline: float) -> Reply:
+        reply = await self._reply(method, None if request is None else jsonwire.encode(request), deadline)
         if reply.result != codes.SUCCESS:
             raise _fault(method, reply)
         return reply
 
     # ----- HTTP -----
 
-    def _reply(self, method: str, body: bytes | None, deadline: float) -> Reply:
+    async def _reply(self, method: str, body: bytes | None, deadline: float) -> Reply:
         """POST to ``<baseUrl>/api/v20/<method>`` and parse the answer. An HTTP 5xx is "no connection"
         (PROVIDER_UNREACHABLE); 401/403 is an authorisation refusal (PROVIDER_FAULT)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json", **self._options.auth_headers()}
         budget = min(deadline, time.monotonic() + self._options.timeout_seconds)
-        answer = self._http.request("POST", f"{self._options.base_url}{API_PATH}{method}", body, headers, budget)
+        answer = await self._http.request("POST", f"{self._options.base_url}{API_PATH}{method}", body, headers, budget)
         if answer.status >= 500:
             raise GatewayError(ErrorCode.PROVIDER_UNREACHABLE, f"{method}: HTTP {answer.status} from the processing centre")
         parsed = _parse(answer.body)
