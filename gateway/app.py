@@ -73,8 +73,10 @@ def create_app(
         asyncio.get_running_loop().set_default_executor(blocking_threads)
 
     async def stopped() -> None:
-        await provider_http.close()
-        await adapters.close()
+        try:
+            await provider_http.close()
+        finally:
+            await adapters.close()
 
     def closed() -> None:
         journal.close()

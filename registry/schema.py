@@ -125,13 +125,19 @@ class DeliveryPointEntry(_Entry):
         if (self.url is None) == (self.adapter is None):
             raise ValueError("a delivery point has either a url or an adapter")
         # An adapter's point names the CAs of its back office's HTTPS (its URLs are the adapter's options).
-        if self.tls_trusted_certificates and self.url is not None and not self.url.startswith("https://"):
-            raise ValueError("tlsTrustedCertificates are for a delivery point whose url is https:// (or an adapter's)")
+        if self.tls_trusted_certificates and not any(url.startswith("https://") for url in self._urls()):
+            raise ValueError("tlsTrustedCertificates are for a delivery point whose url (or adapter's baseUrl) is https://")
         if self.throttling_enabled and (self.throttling_timeout_sec is None or self.throttling_request_count is None):
             raise ValueError("throttlingEnabled needs throttlingTimeoutSec and throttlingRequestCount")
         if (self.max_errors is None) != (self.max_error_interval_sec is None):
             raise ValueError("maxErrors and maxErrorIntervalSec go together")
         return self
+
+    def _urls(self) -> list[str]:
+        """Where the point's calls go: its url, or the URLs its adapter's options name."""
+        if self.url is not None:
+            return [self.url]
+        return [value for value in (self.adapter.options if self.adapter else {}).values() if "://" in value]
 
 
 class InformationSystemEntry(_Entry):

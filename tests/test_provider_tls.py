@@ -30,7 +30,7 @@ from gateway.serving import BackgroundAsgiServer
 from registry.admin import EntryInvalid, RegistryAdmin
 from tests.conftest import gateway_settings
 from tests.test_async_client import ScriptedServer, call, fixed, refusal, serve  # noqa: F401 - serve is a fixture
-from tests.wire import post, sync_request
+from tests.wire import Answer, post, sync_request
 
 
 def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
@@ -152,6 +152,10 @@ def test_the_registry_refuses_a_trust_for_a_point_that_is_not_https(engine: Engi
     with pytest.raises(EntryInvalid, match="https"):
         admin.create("delivery-points", {"id": 9404, "url": "http://127.0.0.1:9/p", "callMode": 1,
                                          "tlsTrustedCertificates": [tls_files[0].read_text()]}, "test")
+    with pytest.raises(EntryInvalid, match="https"):  # an adapter whose back office is not reached over https
+        admin.create("delivery-points", {"id": 9404, "callMode": 1, "adapter": {"name": "payments", "options": {
+            "baseUrl": "http://127.0.0.1:9", "token": "${GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN}"}},
+            "tlsTrustedCertificates": [tls_files[0].read_text()]}, "test")
     with pytest.raises(EntryInvalid, match="PEM"):
         admin.create("delivery-points", {"id": 9404, "url": "https://127.0.0.1:9/p", "callMode": 1,
                                          "tlsTrustedCertificates": ["not a certificate"]}, "test")
@@ -167,21 +171,36 @@ def test_an_adapters_back_office_is_verified_against_the_cas_its_point_names(
                              headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}).data
     office = https_server(serve, tls_files, canned, b"Content-Type: application/json\r\n")
     admin = RegistryAdmin(engine)
+    entries: dict[int, dict[str, object]] = {}
     for point, service, ca in ((9405, "TlsBackOffice", tls_files[0]), (9406, "TlsBackOfficeWrongCa", other_tls_files[0]),
                                (9407, "TlsBackOfficeNoCa", None)):
         entry: dict[str, object] = {"id": point, "callMode": 1, "adapter": {"name": "payments", "options": {
             "baseUrl": office, "token": "${GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN}"}}}
         if ca is not None:
             entry["tlsTrustedCertificates"] = [ca.read_text()]
+        entries[point] = entry
         admin.create("delivery-points", entry, "test")
         admin.create("services", {"key": service, "name": "A back office over HTTPS", "ownerIS": "paycentre",
                                   "interactionMode": "SYNC", "defaultDeliveryPoint": point,
                                   "users": [{"informationSystem": "pep"}]}, "test")
     balance = '<data><BalanceRequest xmlns="urn:gateway:adapters:payments"/></data>'
-    assert sync_call(database_url, engine, "TlsBackOffice", data=balance) is None
-    assert sync_call(database_url, engine, "TlsBackOfficeWrongCa", data=balance) == ErrorCode.PROVIDER_UNREACHABLE.code
-    # Without a trust of its own, the system's store decides: it does not know this CA.
-    assert sync_call(database_url, engine, "TlsBackOfficeNoCa", data=balance) == ErrorCode.PROVIDER_UNREACHABLE.code
+    app = create_app(gateway_settings(database_url, registry_refresh_seconds=0), engine=engine)
+    try:
+        with BackgroundAsgiServer(app) as gateway:
+            def ask(service: str) -> Answer:
+                return post(f"{gateway.url}/bip-sync/", sync_request(service, data=balance))
+
+            assert ask("TlsBackOffice").status == 200
+            # A CA that did not sign the back office's certificate, or none (the system's store decides): refused.
+            for service in ("TlsBackOfficeWrongCa", "TlsBackOfficeNoCa"):
+                refused = ask(service)
+                assert refused.error_code() == ErrorCode.PROVIDER_UNREACHABLE.code
+                assert "certificate" in refused.body.decode().lower()
+            # The point's trust changed in the registry: the running gateway's next call is verified against it.
+            admin.update("delivery-points", "9406", {**entries[9406], "tlsTrustedCertificates": [tls_files[0].read_text()]}, "test")
+            assert ask("TlsBackOfficeWrongCa").status == 200
+    finally:
+        app.close()
 
 
 def sync_call(

@@ -113,8 +113,10 @@ class DeliveryWorker:
             await self._claimer.drain()
             if probing is not None:
                 await probing
-            await self._client.close()
-            await self._adapters.close()
+            try:
+                await self._client.close()
+            finally:
+                await self._adapters.close()
 
     async def probe(self) -> None:
         """Half-open probes now: one delivery to each switched-off point whose cool-down has passed."""

@@ -19,6 +19,7 @@ from lxml import etree
 from emulators.ecert import DEFAULT_API_KEY, DEFAULT_JWS_KEY, EcertEmulator, make_emulator
 from gateway.serving import BackgroundServer
 from gateway.adapters.base import AdapterAnswer
+from gateway.adapters.ecert import adapter as ecert_adapter_module
 from gateway.adapters.ecert import create
 from gateway.adapters.payload import PayloadSchema
 from gateway.outbound.async_client import AsyncHttpClient
@@ -344,6 +345,16 @@ def test_response_signature_forged_or_missing_is_refused(adapter: BlockingAdapte
     assert fault_of(lambda: statement(adapter, ACTIVE[0])).error is ErrorCode.PROVIDER_RESPONSE_INVALID
     emulator.switches.omit_response_signature = False
     assert find(statement(adapter, ACTIVE[0]), "certificate/certificateNumber") == ACTIVE[0]
+
+
+def test_a_large_answer_is_verified_off_the_loop_all_the_same(
+    adapter: BlockingAdapter, emulator: EcertEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers over ``INLINE_VERIFY_BYTES`` are verified on a thread: a good signature passes, a forged one not."""
+    monkeypatch.setattr(ecert_adapter_module, "INLINE_VERIFY_BYTES", 0)
+    assert find(statement(adapter, ACTIVE[0]), "certificate/certificateNumber") == ACTIVE[0]
+    emulator.switches.forge_response_signature = True
+    assert fault_of(lambda: statement(adapter, ACTIVE[0])).error is ErrorCode.PROVIDER_RESPONSE_INVALID
 
 
 def test_forged_signature_on_poll_is_refused(adapter: BlockingAdapter, emulator: EcertEmulator) -> None:

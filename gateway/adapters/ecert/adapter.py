@@ -9,6 +9,7 @@ the same ``x-request-id`` and the same body, so the backend names the task it al
 second one (``request_id.py``)."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -34,6 +35,7 @@ from gateway.errors import ErrorCode, ErrorInfo, GatewayError
 from gateway.soap.values import parse_datetime
 
 NAME = "ecert"
+INLINE_VERIFY_BYTES = 64 * 1024  # larger answers are verified off the loop
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[34][0-9a-fA-F]{3}-[89ab][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$")
 # The task status an acknowledgement stands for until /ec-tasks-status says more.
 _ACK_STATUS = {"REQUEST_IS_QUEUED": "requestIsQueued", "REQUEST_IS_ACCEPTED": "requestIsAcceptedBySmev"}
@@ -231,6 +233,10 @@ class EcertAdapter:
             raise self._failure(route, answer)
         if _is_text(answer):
             return _Reply(answer.headers, text=answer.body.decode("utf-8", errors="replace"))
+        if len(answer.body) > INLINE_VERIFY_BYTES:
+            # Canonicalising JSON is pure Python (~25 ms for 100 KiB, a second for 9 MiB): a large answer is
+            # verified on a thread, so that the loop's other exchanges go on meanwhile.
+            return _Reply(answer.headers, value=await asyncio.to_thread(self._verified_json, route, answer))
         return _Reply(answer.headers, value=self._verified_json(route, answer))
 
     def _verified_json(self, route: str, answer: HttpAnswer) -> Any:
