@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+
 Answer = tuple[int, bytes, bytes]  # status, content type, body
 
 
@@ -44,3 +46,25 @@ class HoldingServer:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(content)).encode())]})
         await send({"type": "http.response.body", "body": content})
+
+
+class RelayingServer(HoldingServer):
+    """A back office holding each call ``seconds``: the first call is passed on to ``backend_url`` and its answer
+    relayed, later ones get that same answer (for a question whose answer does not change, such as a balance), so
+    that the emulator behind never queues the calls held here."""
+
+    def __init__(self, backend_url: str, seconds: float) -> None:
+        super().__init__(seconds)
+        self.backend_url = backend_url
+        self._answer: Answer | None = None
+
+    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
+        if self._answer is None:
+            headers = {name.decode(): value.decode() for name, value in scope["headers"]
+                       if name.lower() not in (b"host", b"content-length", b"transfer-encoding")}
+            async with aiohttp.ClientSession() as session, session.request(
+                scope["method"], self.backend_url + scope["path"], data=body, headers=headers
+            ) as answer:
+                content_type = answer.headers.get("Content-Type", "application/json").encode()
+                self._answer = answer.status, content_type, await answer.read()
+        return self._answer

@@ -1,5 +1,6 @@
 """The delivery worker on one event loop: hundreds of deliveries in flight to a slow recipient cost no thread each,
-and a delivery point's ``maxConcurrentCalls`` still caps what it receives at once.
+nor do calls waiting on an adapter's slow back office, and a delivery point's ``maxConcurrentCalls`` still caps
+what it receives at once.
 
 The worker runs as production runs it (``gateway worker``, its own process); the messages are accepted by
 ``gateway serve``. The recipient is an asyncio server holding each call for a few seconds, so that it never
@@ -25,7 +26,7 @@ from gateway.soap.envelope import build_envelope, parse_envelope
 from gateway.store.models import AsyncMessage, DeliveryTask
 from registry.admin import RegistryAdmin
 from tests.conftest import REPO_ROOT
-from tests.holding import Answer, HoldingServer
+from tests.holding import Answer, HoldingServer, RelayingServer
 from tests.served import served_gateway
 from tests.test_async_channel import accepted
 from tests.wire import async_send, post, wait_for
@@ -35,6 +36,8 @@ WIDE_SERVICE, NARROW_SERVICE, BACKLOG_SERVICE, OTHER_SERVICE = "LoopWidePush", "
 WIDE_MESSAGES, NARROW_MESSAGES, NARROW_LIMIT = 300, 40, 10
 BACKLOG_MESSAGES, BACKLOG_LIMIT, BACKLOG_SECONDS = 400, 2, 0.01
 RECIPIENT_SECONDS = 3.0
+ADAPTER_POINT, ADAPTER_SERVICE, ADAPTER_MESSAGES = 9505, "LoopAdapterPush", 60  # far beyond the worker's 4 threads
+BALANCE = '<data><BalanceRequest xmlns="urn:gateway:adapters:payments"/></data>'
 WORKER_THREADS_SETTING = 4
 MAX_WORKER_THREADS = 3 + 2 * WORKER_THREADS_SETTING
 
@@ -85,11 +88,12 @@ def delivery_worker(database_url: str, concurrency: int) -> Iterator[psutil.Proc
         process.wait(timeout=60)
 
 
-def accept(database_url: str, service: str, count: int) -> list[str]:
+def accept(database_url: str, service: str, count: int, data: str | None = None) -> list[str]:
     """``count`` messages for ``service`` accepted by ``gateway serve`` (its own delivery worker off)."""
+    request = async_send(service, data=data) if data is not None else async_send(service)
     with served_gateway(database_url, workers="1") as gateway, ThreadPoolExecutor(max_workers=8) as pool:
         url = f"{gateway.url}/bip-async/"
-        return list(pool.map(lambda _: accepted(post(url, async_send(service)))[0], range(count)))
+        return list(pool.map(lambda _: accepted(post(url, request))[0], range(count)))
 
 
 def delivered(engine: Engine, message_ids: list[str]) -> int:
@@ -148,3 +152,24 @@ def test_a_point_with_a_long_queue_does_not_hold_back_the_other_points(
     assert still_queued > BACKLOG_MESSAGES // 2, f"the other point waited until {still_queued} were left"
     assert recipients[BACKLOG_POINT].peak == BACKLOG_LIMIT
     assert sorted(recipients[BACKLOG_POINT].acknowledged) == sorted(backlog)
+
+
+def test_calls_waiting_on_an_adapters_slow_back_office_hold_no_thread_each(
+    database_url: str, engine: Engine, loaded_registry: None, backend_servers: dict[str, tuple[Any, str]]
+) -> None:
+    back_office = RelayingServer(backend_servers["payments"][1], RECIPIENT_SECONDS)
+    with BackgroundAsgiServer(back_office) as server:
+        admin = RegistryAdmin(engine)
+        admin.create("delivery-points", {"id": ADAPTER_POINT, "callMode": 2, "asyncCallTimeoutSec": 30, "maxConcurrentCalls": 1000,
+                                         "adapter": {"name": "payments", "options": {
+                                             "baseUrl": server.url, "token": "${GATEWAY_ADAPTER_TEST_PAYMENTS_TOKEN}"}}}, "test")
+        admin.create("services", {"key": ADAPTER_SERVICE, "name": "An adapter whose back office takes 3 s",
+                                  "ownerIS": "paycentre", "interactionMode": "ASYNC", "sendMode": "PUSH",
+                                  "defaultDeliveryPoint": ADAPTER_POINT, "users": [{"informationSystem": "pep"}]}, "test")
+        message_ids = accept(database_url, ADAPTER_SERVICE, ADAPTER_MESSAGES, BALANCE)
+        with delivery_worker(database_url, concurrency=200) as worker:
+            # All of them at the back office at once (on adapter threads, 4 would be).
+            wait_for(lambda: back_office.peak == ADAPTER_MESSAGES, seconds=RECIPIENT_SECONDS * 3)
+            threads_in_flight = worker.num_threads()
+            wait_for(lambda: delivered(engine, message_ids) == ADAPTER_MESSAGES, seconds=60)
+    assert threads_in_flight <= MAX_WORKER_THREADS, threads_in_flight

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from gateway.serving import BackgroundAsgiServer
 from registry.admin import RegistryAdmin
-from tests.holding import Answer, HoldingServer
+from tests.holding import Answer, HoldingServer, RelayingServer
 from tests.served import ServedGateway, served_gateway
 from tests.wire import post, sync_request
 
@@ -55,31 +55,9 @@ def slow_provider(provider_url: str) -> Iterator[tuple[SlowProvider, str]]:
         yield provider, server.url
 
 
-class SlowBackend(HoldingServer):
-    """A back office holding each call ``PROVIDER_SECONDS``; the first call is passed on to ``backend_url`` and its
-    answer relayed, later ones get that same answer (a balance does not change), so that the emulator behind never
-    queues the calls held here."""
-
-    def __init__(self, backend_url: str) -> None:
-        super().__init__(PROVIDER_SECONDS)
-        self.backend_url = backend_url
-        self._answer: Answer | None = None
-
-    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
-        if self._answer is None:
-            headers = {name.decode(): value.decode() for name, value in scope["headers"]
-                       if name.lower() not in (b"host", b"content-length", b"transfer-encoding")}
-            async with aiohttp.ClientSession() as session, session.request(
-                scope["method"], self.backend_url + scope["path"], data=body, headers=headers
-            ) as answer:
-                content_type = answer.headers.get("Content-Type", "application/json").encode()
-                self._answer = answer.status, content_type, await answer.read()
-        return self._answer
-
-
 @pytest.fixture(scope="module")
-def slow_backend(backend_servers: dict[str, tuple[Any, str]]) -> Iterator[tuple[SlowBackend, str]]:
-    backend = SlowBackend(backend_servers["payments"][1])
+def slow_backend(backend_servers: dict[str, tuple[Any, str]]) -> Iterator[tuple[RelayingServer, str]]:
+    backend = RelayingServer(backend_servers["payments"][1], PROVIDER_SECONDS)
     with BackgroundAsgiServer(backend) as server:
         yield backend, server.url
 
@@ -87,7 +65,7 @@ def slow_backend(backend_servers: dict[str, tuple[Any, str]]) -> Iterator[tuple[
 @pytest.fixture(scope="module")
 def gateway(
     database_url: str, engine: Engine, loaded_registry: None, slow_provider: tuple[SlowProvider, str],
-    slow_backend: tuple[SlowBackend, str],
+    slow_backend: tuple[RelayingServer, str],
 ) -> Iterator[ServedGateway]:
     admin = RegistryAdmin(engine)
     admin.create("delivery-points", {"id": SLOW_POINT, "url": f"{slow_provider[1]}/provider", "callMode": 1,
@@ -149,7 +127,7 @@ def test_a_thousand_calls_to_a_slow_provider_hold_no_threads(
 
 
 def test_calls_waiting_on_an_adapters_slow_back_office_hold_no_threads(
-    gateway: ServedGateway, slow_backend: tuple[SlowBackend, str]
+    gateway: ServedGateway, slow_backend: tuple[RelayingServer, str]
 ) -> None:
     """Every call reaches the back office at once (an adapter call is a coroutine: on threads, 8 would)."""
     backend = slow_backend[0]
